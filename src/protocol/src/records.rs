@@ -1,0 +1,1 @@
+//! placeholder: record encoding (helper)
