@@ -119,7 +119,10 @@ pub enum BatchError {
     #[error("crc mismatch: stored {stored:#010x}, computed {computed:#010x}")]
     CrcMismatch { stored: u32, computed: u32 },
     #[error("invalid record count {record_count} for last offset delta {last_offset_delta}")]
-    InvalidRecordCount { record_count: i32, last_offset_delta: i32 },
+    InvalidRecordCount {
+        record_count: i32,
+        last_offset_delta: i32,
+    },
     #[error("unknown compression codec in attributes {0:#06x}")]
     UnknownCompression(i16),
 }
@@ -158,9 +161,24 @@ impl BatchHeader {
     /// Parses the header of the batch at the start of `buf` and checks that the whole batch is
     /// present. Does not check the CRC: call [`BatchHeader::verify_crc`] for that.
     pub fn parse(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+        let header = BatchHeader::parse_header_only(buf)?;
+        let needed = u64::from(header.size_bytes());
+        let available = buf.len() as u64;
+        if available < needed {
+            return Err(BatchError::Truncated { needed, available });
+        }
+        Ok(header)
+    }
+
+    /// Parses and validates the 61-byte fixed header alone; the batch body may lie beyond `buf`
+    /// (used to learn a batch's size before reading all of it).
+    pub fn parse_header_only(buf: &[u8]) -> Result<BatchHeader, BatchError> {
         let available = buf.len() as u64;
         if available < u64::from(BATCH_HEADER_BYTES) {
-            return Err(BatchError::Truncated { needed: u64::from(BATCH_HEADER_BYTES), available });
+            return Err(BatchError::Truncated {
+                needed: u64::from(BATCH_HEADER_BYTES),
+                available,
+            });
         }
         let magic = buf[OFFSET_MAGIC] as i8;
         if magic != MAGIC_V2 {
@@ -170,10 +188,6 @@ impl BatchHeader {
         let batch_length_min = (BATCH_HEADER_BYTES - BATCH_LOG_OVERHEAD_BYTES) as i32;
         if batch_length < batch_length_min {
             return Err(BatchError::InvalidLength(batch_length));
-        }
-        let needed = u64::from(BATCH_LOG_OVERHEAD_BYTES) + batch_length as u64;
-        if available < needed {
-            return Err(BatchError::Truncated { needed, available });
         }
         let header = BatchHeader {
             base_offset: Offset(read_i64(buf, OFFSET_BASE_OFFSET)),
@@ -211,10 +225,16 @@ impl BatchHeader {
     /// Checks this header's CRC against the batch bytes at the start of `buf`.
     pub fn verify_crc(&self, buf: &[u8]) -> Result<(), BatchError> {
         let end = self.size_bytes() as usize;
-        assert!(buf.len() >= end, "verify_crc on a buffer shorter than the parsed batch");
+        assert!(
+            buf.len() >= end,
+            "verify_crc on a buffer shorter than the parsed batch"
+        );
         let computed = crc32c::crc32c(&buf[OFFSET_ATTRIBUTES..end]);
         if computed != self.crc {
-            return Err(BatchError::CrcMismatch { stored: self.crc, computed });
+            return Err(BatchError::CrcMismatch {
+                stored: self.crc,
+                computed,
+            });
         }
         Ok(())
     }
@@ -311,7 +331,11 @@ pub fn set_log_append_time(batch: &mut [u8], timestamp_ms: i64) {
 /// Iterates the batches in a buffer of concatenated batches, yielding each header and its byte
 /// range. Stops at the first error, which it yields once.
 pub fn batches(buf: &[u8]) -> BatchIter<'_> {
-    BatchIter { buf, position: 0, failed: false }
+    BatchIter {
+        buf,
+        position: 0,
+        failed: false,
+    }
 }
 
 pub struct BatchIter<'a> {
@@ -392,7 +416,10 @@ mod tests {
     use super::*;
 
     fn sample(record_count: i32) -> Vec<u8> {
-        build_batch(&BatchHeader::template(record_count, 1_700_000_000_000), b"opaque-records")
+        build_batch(
+            &BatchHeader::template(record_count, 1_700_000_000_000),
+            b"opaque-records",
+        )
     }
 
     #[test]
