@@ -26,9 +26,7 @@ impl Clock for SystemClock {
     }
 
     fn wall_ms(&self) -> i64 {
-        let since_epoch = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         i64::try_from(since_epoch.as_millis()).expect("wall clock beyond i64 milliseconds")
     }
 

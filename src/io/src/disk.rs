@@ -5,7 +5,8 @@
 //!   that file returns `Ok`.
 //! - A failed `sync_data` means previously written data may be lost (fsyncgate): callers must
 //!   treat it as fatal and never retry it into a success.
-//! - Namespace operations (`open` with `create`, `rename`, `remove_file`, `remove_dir`) are
+//! - Namespace operations (`open` with `create`, `create_dir_all`, `rename`, `remove_file`,
+//!   `remove_dir`) are
 //!   durable only after `sync_dir` on the parent directory returns `Ok`.
 //! - `list_dir` returns names sorted bytewise, never in OS readdir order (determinism).
 //!
@@ -32,6 +33,7 @@ impl OpenOptions {
 }
 
 /// An open file with positional I/O. Shared between tasks behind an `Arc`.
+#[allow(clippy::len_without_is_empty)] // A file is not a collection; `len` is its size.
 pub trait File: Send + Sync + 'static {
     /// Reads up to `len` bytes at `offset`; returns fewer only at end of file.
     fn read_at(&self, offset: u64, len: u32) -> impl Future<Output = io::Result<Bytes>> + Send;
@@ -49,11 +51,7 @@ pub trait File: Send + Sync + 'static {
 pub trait Disk: Clone + Send + Sync + 'static {
     type File: File;
 
-    fn open(
-        &self,
-        path: &Path,
-        options: OpenOptions,
-    ) -> impl Future<Output = io::Result<Self::File>> + Send;
+    fn open(&self, path: &Path, options: OpenOptions) -> impl Future<Output = io::Result<Self::File>> + Send;
     fn create_dir_all(&self, path: &Path) -> impl Future<Output = io::Result<()>> + Send;
     /// Full paths of the directory's entries, sorted.
     fn list_dir(&self, path: &Path) -> impl Future<Output = io::Result<Vec<PathBuf>>> + Send;

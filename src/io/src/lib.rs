@@ -10,6 +10,7 @@
 //! Why: the same broker code runs in production and inside the deterministic simulator
 //! (DESIGN.md, "The seams and determinism"). Nothing in the request path may reach past these.
 
+mod atomic_file;
 mod clock;
 mod disk;
 mod std_disk;
@@ -17,8 +18,11 @@ mod transport;
 
 #[cfg(feature = "sim")]
 pub mod sim_disk;
+pub mod tcp_transport;
 
+pub use atomic_file::{ATOMIC_FILE_BYTES_MAX, read_file, write_file_atomic};
 pub use clock::{Clock, SystemClock};
 pub use disk::{Disk, File, OpenOptions};
 pub use std_disk::{StdDisk, StdFile};
+pub use tcp_transport::TcpTransport;
 pub use transport::{Transport, TransportError};

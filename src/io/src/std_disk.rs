@@ -22,9 +22,7 @@ pub struct StdFile {
     file: Arc<std::fs::File>,
 }
 
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> io::Result<T> + Send + 'static,
-) -> io::Result<T> {
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
     match tokio::task::spawn_blocking(work).await {
         Ok(result) => result,
         Err(error) => Err(io::Error::other(format!("blocking task failed: {error}"))),
@@ -83,9 +81,8 @@ impl Disk for StdDisk {
     }
 
     async fn list_dir(&self, path: &Path) -> io::Result<Vec<PathBuf>> {
-        let mut entries = std::fs::read_dir(path)?
-            .map(|entry| entry.map(|e| e.path()))
-            .collect::<io::Result<Vec<_>>>()?;
+        let mut entries =
+            std::fs::read_dir(path)?.map(|entry| entry.map(|e| e.path())).collect::<io::Result<Vec<_>>>()?;
         entries.sort();
         Ok(entries)
     }

@@ -6,8 +6,8 @@
 //! opaque bytes here; the replication layer (issue 4) defines their encoding.
 
 use bytes::Bytes;
-use std::future::Future;
 use sluice_types::NodeId;
+use std::future::Future;
 
 /// Why a message could not be handed to the network. Delivery is never guaranteed even on `Ok`.
 #[derive(Debug, thiserror::Error)]

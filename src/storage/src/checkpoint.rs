@@ -12,17 +12,15 @@
 //! 28  u32  crc32 (IEEE) of bytes 0..28
 //! ```
 //!
-//! Atomic update: write `partition.checkpoint.tmp`, fsync it, rename over
-//! `partition.checkpoint`, fsync the directory. A crash leaves either the old or the new file.
+//! Atomic update through `sluice_io::write_file_atomic`: a crash leaves the old or the new file.
 
 use crate::error::StorageError;
 use bytes::Bytes;
-use sluice_io::{Disk, File, OpenOptions};
+use sluice_io::{Disk, read_file, write_file_atomic};
 use sluice_types::Offset;
 use std::path::Path;
 
 pub const CHECKPOINT_FILE: &str = "partition.checkpoint";
-const CHECKPOINT_TMP_FILE: &str = "partition.checkpoint.tmp";
 const CHECKPOINT_MAGIC: u32 = 0x5043_4c53;
 const CHECKPOINT_VERSION: u16 = 1;
 const CHECKPOINT_BYTES: u32 = 32;
@@ -73,25 +71,16 @@ impl Checkpoint {
 
     /// Reads the checkpoint, or `None` when the partition has never written one.
     pub async fn read<D: Disk>(disk: &D, dir: &Path) -> Result<Option<Checkpoint>, StorageError> {
-        let path = dir.join(CHECKPOINT_FILE);
-        if !disk.exists(&path).await? {
-            return Ok(None);
+        match read_file(disk, &dir.join(CHECKPOINT_FILE)).await? {
+            Some(bytes) => Checkpoint::decode(&bytes).map(Some),
+            None => Ok(None),
         }
-        let file = disk.open(&path, OpenOptions::READ).await?;
-        let bytes = file.read_at(0, CHECKPOINT_BYTES + 1).await?;
-        Checkpoint::decode(&bytes).map(Some)
     }
 
     /// Replaces the checkpoint atomically and durably.
     pub async fn write<D: Disk>(&self, disk: &D, dir: &Path) -> Result<(), StorageError> {
-        let tmp = dir.join(CHECKPOINT_TMP_FILE);
-        let file = disk.open(&tmp, OpenOptions::CREATE).await?;
-        file.set_len(0).await?;
-        file.write_at(0, Bytes::copy_from_slice(&self.encode()))
-            .await?;
-        file.sync_data().await?;
-        disk.rename(&tmp, &dir.join(CHECKPOINT_FILE)).await?;
-        disk.sync_dir(dir).await?;
+        let contents = Bytes::copy_from_slice(&self.encode());
+        write_file_atomic(disk, &dir.join(CHECKPOINT_FILE), contents).await?;
         Ok(())
     }
 }
@@ -102,19 +91,13 @@ mod tests {
 
     #[test]
     fn roundtrip_and_corruption() {
-        let checkpoint = Checkpoint {
-            log_start_offset: Offset(5),
-            recovery_point: Offset(90),
-        };
+        let checkpoint = Checkpoint { log_start_offset: Offset(5), recovery_point: Offset(90) };
         let bytes = checkpoint.encode();
         assert_eq!(Checkpoint::decode(&bytes).unwrap(), checkpoint);
         for byte in 0..bytes.len() {
             let mut corrupted = bytes;
             corrupted[byte] ^= 1;
-            assert!(
-                Checkpoint::decode(&corrupted).is_err(),
-                "flip at {byte} undetected"
-            );
+            assert!(Checkpoint::decode(&corrupted).is_err(), "flip at {byte} undetected");
         }
     }
 }

@@ -10,11 +10,7 @@ pub enum StorageError {
     Io(#[from] std::io::Error),
     /// Kafka: OFFSET_OUT_OF_RANGE.
     #[error("offset {requested} out of range [{log_start}, {log_end}]")]
-    OffsetOutOfRange {
-        requested: Offset,
-        log_start: Offset,
-        log_end: Offset,
-    },
+    OffsetOutOfRange { requested: Offset, log_start: Offset, log_end: Offset },
     /// Kafka: CORRUPT_MESSAGE (bad input from a producer).
     #[error("invalid record batch: {0}")]
     InvalidBatch(#[from] BatchError),

@@ -40,14 +40,8 @@ pub struct TimeIndex {
 impl OffsetIndex {
     pub fn push(&mut self, entry: OffsetIndexEntry) -> Bytes {
         if let Some(last) = self.entries.last() {
-            assert!(
-                entry.relative_offset > last.relative_offset,
-                "offset index not increasing"
-            );
-            assert!(
-                entry.position > last.position,
-                "offset index positions not increasing"
-            );
+            assert!(entry.relative_offset > last.relative_offset, "offset index not increasing");
+            assert!(entry.position > last.position, "offset index positions not increasing");
         }
         self.entries.push(entry);
         let mut buf = BytesMut::with_capacity(OFFSET_INDEX_ENTRY_BYTES as usize);
@@ -58,14 +52,8 @@ impl OffsetIndex {
 
     /// The position of the last indexed batch whose base offset is at or below `relative`.
     pub fn lookup(&self, relative_offset: u32) -> u32 {
-        let at = self
-            .entries
-            .partition_point(|e| e.relative_offset <= relative_offset);
-        if at == 0 {
-            0
-        } else {
-            self.entries[at - 1].position
-        }
+        let at = self.entries.partition_point(|e| e.relative_offset <= relative_offset);
+        if at == 0 { 0 } else { self.entries[at - 1].position }
     }
 
     pub fn encode(&self) -> Bytes {
@@ -81,10 +69,7 @@ impl OffsetIndex {
 impl TimeIndex {
     pub fn push(&mut self, entry: TimeIndexEntry) -> Bytes {
         if let Some(last) = self.entries.last() {
-            assert!(
-                entry.timestamp_ms > last.timestamp_ms,
-                "time index not increasing"
-            );
+            assert!(entry.timestamp_ms > last.timestamp_ms, "time index not increasing");
             assert!(entry.relative_offset > last.relative_offset);
         }
         self.entries.push(entry);
@@ -97,14 +82,8 @@ impl TimeIndex {
     /// The relative offset of the last entry whose timestamp is below `timestamp_ms`: batches
     /// before it cannot hold a record at or after `timestamp_ms`.
     pub fn lookup(&self, timestamp_ms: i64) -> u32 {
-        let at = self
-            .entries
-            .partition_point(|e| e.timestamp_ms < timestamp_ms);
-        if at == 0 {
-            0
-        } else {
-            self.entries[at - 1].relative_offset
-        }
+        let at = self.entries.partition_point(|e| e.timestamp_ms < timestamp_ms);
+        if at == 0 { 0 } else { self.entries[at - 1].relative_offset }
     }
 
     pub fn last_timestamp_ms(&self) -> Option<i64> {
@@ -128,18 +107,9 @@ mod tests {
     #[test]
     fn offset_lookup_finds_floor_entry() {
         let mut index = OffsetIndex::default();
-        index.push(OffsetIndexEntry {
-            relative_offset: 0,
-            position: 0,
-        });
-        index.push(OffsetIndexEntry {
-            relative_offset: 10,
-            position: 4096,
-        });
-        index.push(OffsetIndexEntry {
-            relative_offset: 20,
-            position: 8200,
-        });
+        index.push(OffsetIndexEntry { relative_offset: 0, position: 0 });
+        index.push(OffsetIndexEntry { relative_offset: 10, position: 4096 });
+        index.push(OffsetIndexEntry { relative_offset: 20, position: 8200 });
         assert_eq!(index.lookup(0), 0);
         assert_eq!(index.lookup(9), 0);
         assert_eq!(index.lookup(10), 4096);
@@ -150,14 +120,8 @@ mod tests {
     #[test]
     fn time_lookup_skips_older_batches() {
         let mut index = TimeIndex::default();
-        index.push(TimeIndexEntry {
-            timestamp_ms: 100,
-            relative_offset: 1,
-        });
-        index.push(TimeIndexEntry {
-            timestamp_ms: 200,
-            relative_offset: 5,
-        });
+        index.push(TimeIndexEntry { timestamp_ms: 100, relative_offset: 1 });
+        index.push(TimeIndexEntry { timestamp_ms: 200, relative_offset: 5 });
         assert_eq!(index.lookup(50), 0);
         assert_eq!(index.lookup(150), 1);
         assert_eq!(index.lookup(201), 5);

@@ -24,7 +24,7 @@ mod producer_state;
 mod recovery;
 mod segment;
 
-pub use checkpoint::Checkpoint;
+pub use checkpoint::{CHECKPOINT_FILE, Checkpoint};
 pub use config::{CleanupPolicy, LogConfig, SEGMENT_BYTES_MIN};
 pub use error::StorageError;
 pub use log::{AppendInfo, AppendOutcome, FlushPlan, PartitionLog, ReadResult};

@@ -110,10 +110,7 @@ impl<D: Disk> PartitionLog<D> {
     }
 
     pub fn size_bytes(&self) -> u64 {
-        self.segments
-            .values()
-            .map(|s| u64::from(s.size_bytes))
-            .sum()
+        self.segments.values().map(|s| u64::from(s.size_bytes)).sum()
     }
 
     pub fn segment_count(&self) -> usize {
@@ -125,10 +122,7 @@ impl<D: Disk> PartitionLog<D> {
     }
 
     fn active(&self) -> &Segment<D::File> {
-        self.segments
-            .values()
-            .next_back()
-            .expect("a log always has an active segment")
+        self.segments.values().next_back().expect("a log always has an active segment")
     }
 
     /// Validates, stamps and appends one producer batch (already CRC-checked by the caller).
@@ -140,36 +134,17 @@ impl<D: Disk> PartitionLog<D> {
         now_ms: i64,
     ) -> Result<AppendOutcome, StorageError> {
         let header = BatchHeader::parse(&batch)?;
-        assert_eq!(
-            header.size_bytes() as usize,
-            batch.len(),
-            "one batch per append"
-        );
+        assert_eq!(header.size_bytes() as usize, batch.len(), "one batch per append");
         if header.size_bytes() > self.config.max_message_bytes {
             return Err(StorageError::BatchTooLarge {
                 size_bytes: u64::from(header.size_bytes()),
                 limit_bytes: u64::from(self.config.max_message_bytes),
             });
         }
-        let log_append_time_ms = if self.config.log_append_time {
-            now_ms
-        } else {
-            -1
-        };
-        match self
-            .producers
-            .check(&header)
-            .map_err(StorageError::Producer)?
-        {
-            SequenceVerdict::Duplicate {
-                first_offset,
-                last_offset,
-            } => {
-                let info = AppendInfo {
-                    base_offset: first_offset,
-                    last_offset,
-                    log_append_time_ms,
-                };
+        let log_append_time_ms = if self.config.log_append_time { now_ms } else { -1 };
+        match self.producers.check(&header).map_err(StorageError::Producer)? {
+            SequenceVerdict::Duplicate { first_offset, last_offset } => {
+                let info = AppendInfo { base_offset: first_offset, last_offset, log_append_time_ms };
                 return Ok(AppendOutcome::Duplicate(info));
             }
             SequenceVerdict::Append => {}
@@ -182,20 +157,11 @@ impl<D: Disk> PartitionLog<D> {
         }
         let header = BatchHeader::parse(&batch)?;
         self.append_stamped(header, batch.freeze(), now_ms).await?;
-        let info = AppendInfo {
-            base_offset,
-            last_offset: header.last_offset(),
-            log_append_time_ms,
-        };
+        let info = AppendInfo { base_offset, last_offset: header.last_offset(), log_append_time_ms };
         Ok(AppendOutcome::Appended(info))
     }
 
-    async fn append_stamped(
-        &mut self,
-        header: BatchHeader,
-        batch: Bytes,
-        now_ms: i64,
-    ) -> Result<(), StorageError> {
+    async fn append_stamped(&mut self, header: BatchHeader, batch: Bytes, now_ms: i64) -> Result<(), StorageError> {
         assert_eq!(header.base_offset, self.log_end_offset);
         self.maybe_roll(header.size_bytes(), now_ms).await?;
         let active_base = *self.segments.keys().next_back().expect("active segment");
@@ -203,12 +169,7 @@ impl<D: Disk> PartitionLog<D> {
         segment.append(&header, batch).await?;
         self.producers.record(&header);
         let term = header.partition_leader_epoch;
-        if self
-            .epochs
-            .keys()
-            .next_back()
-            .is_none_or(|last| term > *last)
-        {
+        if self.epochs.keys().next_back().is_none_or(|last| term > *last) {
             self.epochs.insert(term, header.base_offset);
         }
         self.log_end_offset = header.next_offset();
@@ -223,14 +184,9 @@ impl<D: Disk> PartitionLog<D> {
         if active.is_empty() {
             return Ok(());
         }
-        let full = u64::from(active.size_bytes) + u64::from(incoming_bytes)
-            > u64::from(self.config.segment_bytes);
+        let full = u64::from(active.size_bytes) + u64::from(incoming_bytes) > u64::from(self.config.segment_bytes);
         let old = now_ms.saturating_sub(active.created_wall_ms) >= self.config.segment_ms;
-        if full || old {
-            self.roll(now_ms).await
-        } else {
-            Ok(())
-        }
+        if full || old { self.roll(now_ms).await } else { Ok(()) }
     }
 
     pub(crate) async fn roll(&mut self, now_ms: i64) -> Result<(), StorageError> {
@@ -250,28 +206,16 @@ impl<D: Disk> PartitionLog<D> {
         }
         let mut files = Vec::new();
         for segment in self.segments.values() {
-            if segment.next_offset > self.flushed_offset
-                || self.sealed_unsynced.contains(&segment.base_offset)
-            {
+            if segment.next_offset > self.flushed_offset || self.sealed_unsynced.contains(&segment.base_offset) {
                 files.push(segment.log.clone());
             }
         }
-        Some(FlushPlan {
-            files,
-            end_offset: self.log_end_offset,
-        })
+        Some(FlushPlan { files, end_offset: self.log_end_offset })
     }
 
     /// Records that a [`FlushPlan`] completed: its data is durable.
-    pub async fn complete_flush(
-        &mut self,
-        end_offset: Offset,
-        now_ms: i64,
-    ) -> Result<(), StorageError> {
-        assert!(
-            end_offset <= self.log_end_offset,
-            "flushed beyond the log end"
-        );
+    pub async fn complete_flush(&mut self, end_offset: Offset, now_ms: i64) -> Result<(), StorageError> {
+        assert!(end_offset <= self.log_end_offset, "flushed beyond the log end");
         for base in std::mem::take(&mut self.sealed_unsynced) {
             if let Some(segment) = self.segments.get(&base) {
                 segment.sync_indexes().await?;
@@ -296,12 +240,7 @@ impl<D: Disk> PartitionLog<D> {
 
     /// Reads whole batches from the batch containing `offset`, up to `max_bytes` (at least one
     /// batch, KIP-74) and only batches that start below `max_offset` (the high watermark).
-    pub async fn read(
-        &self,
-        offset: Offset,
-        max_bytes: u32,
-        max_offset: Offset,
-    ) -> Result<ReadResult, StorageError> {
+    pub async fn read(&self, offset: Offset, max_bytes: u32, max_offset: Offset) -> Result<ReadResult, StorageError> {
         if offset < self.log_start_offset || offset > self.log_end_offset {
             return Err(StorageError::OffsetOutOfRange {
                 requested: offset,
@@ -313,19 +252,10 @@ impl<D: Disk> PartitionLog<D> {
         if offset >= max_offset {
             return Ok(ReadResult::default());
         }
-        let (_, segment) = self
-            .segments
-            .range(..=offset)
-            .next_back()
-            .expect("segment for offset");
+        let (_, segment) = self.segments.range(..=offset).next_back().expect("segment for offset");
         let position = segment.position_of(offset).await?;
-        let records = segment
-            .read_batches(position, max_bytes, max_offset)
-            .await?;
-        assert!(
-            !records.is_empty(),
-            "a read below the high watermark returns a batch"
-        );
+        let records = segment.read_batches(position, max_bytes, max_offset).await?;
+        assert!(!records.is_empty(), "a read below the high watermark returns a batch");
         Ok(ReadResult { records })
     }
 
@@ -348,9 +278,7 @@ impl<D: Disk> PartitionLog<D> {
                 }
                 let usable = header.next_offset() > self.log_start_offset;
                 if usable && header.max_timestamp >= timestamp_ms {
-                    let batch = segment
-                        .read_batches(position, header.size_bytes(), max_offset)
-                        .await?;
+                    let batch = segment.read_batches(position, header.size_bytes(), max_offset).await?;
                     return Ok(Some(batch));
                 }
                 position += header.size_bytes();
@@ -360,16 +288,8 @@ impl<D: Disk> PartitionLog<D> {
     }
 
     /// The batch holding the largest timestamp in the log (ListOffsets MAX_TIMESTAMP, KIP-734).
-    pub async fn batch_with_max_timestamp(
-        &self,
-        max_offset: Offset,
-    ) -> Result<Option<Bytes>, StorageError> {
-        let Some(segment) = self
-            .segments
-            .values()
-            .filter(|s| !s.is_empty())
-            .max_by_key(|s| s.max_timestamp_ms)
-        else {
+    pub async fn batch_with_max_timestamp(&self, max_offset: Offset) -> Result<Option<Bytes>, StorageError> {
+        let Some(segment) = self.segments.values().filter(|s| !s.is_empty()).max_by_key(|s| s.max_timestamp_ms) else {
             return Ok(None);
         };
         let mut position = 0;
@@ -379,11 +299,7 @@ impl<D: Disk> PartitionLog<D> {
                 break;
             }
             if header.max_timestamp == segment.max_timestamp_ms {
-                return Ok(Some(
-                    segment
-                        .read_batches(position, header.size_bytes(), max_offset)
-                        .await?,
-                ));
+                return Ok(Some(segment.read_batches(position, header.size_bytes(), max_offset).await?));
             }
             position += header.size_bytes();
         }
@@ -410,10 +326,7 @@ impl<D: Disk> PartitionLog<D> {
     /// DeleteRecords: moves the log start offset up to `offset` (at most the high watermark,
     /// which the caller checks) and deletes whole segments below it. Durable on return.
     pub async fn delete_records(&mut self, offset: Offset) -> Result<Offset, StorageError> {
-        assert!(
-            offset <= self.log_end_offset,
-            "DeleteRecords beyond the log end"
-        );
+        assert!(offset <= self.log_end_offset, "DeleteRecords beyond the log end");
         if offset > self.log_start_offset {
             self.log_start_offset = offset;
         }
@@ -498,10 +411,7 @@ impl<D: Disk> PartitionLog<D> {
     /// Persists the log start offset and the recovery point (= the flushed offset).
     pub async fn write_checkpoint(&mut self) -> Result<(), StorageError> {
         assert!(self.log_start_offset <= self.flushed_offset.max(self.log_start_offset));
-        let checkpoint = Checkpoint {
-            log_start_offset: self.log_start_offset,
-            recovery_point: self.flushed_offset,
-        };
+        let checkpoint = Checkpoint { log_start_offset: self.log_start_offset, recovery_point: self.flushed_offset };
         checkpoint.write(&self.disk, &self.dir).await?;
         self.recovery_point = self.flushed_offset;
         Ok(())
@@ -535,14 +445,8 @@ impl<D: Disk> PartitionLog<D> {
 
     pub(crate) fn check_invariants(&self) {
         assert!(self.log_start_offset <= self.log_end_offset.max(self.log_start_offset));
-        assert!(
-            self.flushed_offset <= self.log_end_offset,
-            "flushed beyond log end"
-        );
-        assert!(
-            self.recovery_point <= self.flushed_offset,
-            "recovery point beyond flushed"
-        );
+        assert!(self.flushed_offset <= self.log_end_offset, "flushed beyond log end");
+        assert!(self.recovery_point <= self.flushed_offset, "recovery point beyond flushed");
         let mut expected = None;
         for (base, segment) in &self.segments {
             assert_eq!(*base, segment.base_offset);
@@ -551,10 +455,6 @@ impl<D: Disk> PartitionLog<D> {
             }
             expected = Some(segment.next_offset);
         }
-        assert_eq!(
-            expected,
-            Some(self.log_end_offset),
-            "active segment does not end at LEO"
-        );
+        assert_eq!(expected, Some(self.log_end_offset), "active segment does not end at LEO");
     }
 }

@@ -44,18 +44,10 @@ struct ProducerEntry {
 pub enum ProducerError {
     /// Kafka: INVALID_PRODUCER_EPOCH (47).
     #[error("producer {producer_id} epoch {epoch} is older than current epoch {current}")]
-    InvalidProducerEpoch {
-        producer_id: i64,
-        epoch: i16,
-        current: i16,
-    },
+    InvalidProducerEpoch { producer_id: i64, epoch: i16, current: i16 },
     /// Kafka: OUT_OF_ORDER_SEQUENCE_NUMBER (45).
     #[error("producer {producer_id}: sequence {received} where {expected} was expected")]
-    OutOfOrderSequence {
-        producer_id: i64,
-        expected: i32,
-        received: i32,
-    },
+    OutOfOrderSequence { producer_id: i64, expected: i32, received: i32 },
 }
 
 /// What the table says about a batch about to be appended.
@@ -64,10 +56,7 @@ pub enum SequenceVerdict {
     /// Append it.
     Append,
     /// Already in the log at these offsets: answer with them, append nothing.
-    Duplicate {
-        first_offset: Offset,
-        last_offset: Offset,
-    },
+    Duplicate { first_offset: Offset, last_offset: Offset },
 }
 
 #[derive(Clone, Debug, Default)]
@@ -76,11 +65,7 @@ pub struct ProducerStateTable {
 }
 
 fn next_sequence(sequence: Sequence) -> Sequence {
-    if sequence.0 == i32::MAX {
-        Sequence(0)
-    } else {
-        Sequence(sequence.0 + 1)
-    }
+    if sequence.0 == i32::MAX { Sequence(0) } else { Sequence(sequence.0 + 1) }
 }
 
 impl ProducerStateTable {
@@ -109,14 +94,12 @@ impl ProducerStateTable {
             }
             return Ok(SequenceVerdict::Append);
         }
-        let duplicate = entry.batches.iter().find(|b| {
-            b.first_sequence == header.base_sequence && b.last_sequence == header.last_sequence()
-        });
+        let duplicate = entry
+            .batches
+            .iter()
+            .find(|b| b.first_sequence == header.base_sequence && b.last_sequence == header.last_sequence());
         if let Some(batch) = duplicate {
-            return Ok(SequenceVerdict::Duplicate {
-                first_offset: batch.first_offset,
-                last_offset: batch.last_offset,
-            });
+            return Ok(SequenceVerdict::Duplicate { first_offset: batch.first_offset, last_offset: batch.last_offset });
         }
         let Some(last) = entry.batches.back() else {
             return Ok(SequenceVerdict::Append);
@@ -138,21 +121,15 @@ impl ProducerStateTable {
         if !header.has_producer_id() || header.is_control() {
             return;
         }
-        let entry = self
-            .producers
-            .entry(header.producer_id)
-            .or_insert_with(|| ProducerEntry {
-                epoch: header.producer_epoch,
-                batches: VecDeque::with_capacity(PRODUCER_BATCHES_RETAINED),
-            });
+        let entry = self.producers.entry(header.producer_id).or_insert_with(|| ProducerEntry {
+            epoch: header.producer_epoch,
+            batches: VecDeque::with_capacity(PRODUCER_BATCHES_RETAINED),
+        });
         if header.producer_epoch > entry.epoch {
             entry.epoch = header.producer_epoch;
             entry.batches.clear();
         }
-        assert!(
-            header.producer_epoch >= entry.epoch,
-            "recorded a fenced producer's batch"
-        );
+        assert!(header.producer_epoch >= entry.epoch, "recorded a fenced producer's batch");
         if entry.batches.len() == PRODUCER_BATCHES_RETAINED {
             entry.batches.pop_front();
         }
@@ -218,10 +195,7 @@ mod tests {
         table.record(&second);
         assert_eq!(
             table.check(&batch(7, 0, 0, 3, -1)),
-            Ok(SequenceVerdict::Duplicate {
-                first_offset: Offset(0),
-                last_offset: Offset(2)
-            })
+            Ok(SequenceVerdict::Duplicate { first_offset: Offset(0), last_offset: Offset(2) })
         );
     }
 
@@ -231,20 +205,10 @@ mod tests {
         table.record(&batch(7, 1, 0, 1, 0));
         assert!(matches!(
             table.check(&batch(7, 1, 5, 1, 0)),
-            Err(ProducerError::OutOfOrderSequence {
-                expected: 1,
-                received: 5,
-                ..
-            })
+            Err(ProducerError::OutOfOrderSequence { expected: 1, received: 5, .. })
         ));
-        assert!(matches!(
-            table.check(&batch(7, 0, 1, 1, 0)),
-            Err(ProducerError::InvalidProducerEpoch { .. })
-        ));
-        assert_eq!(
-            table.check(&batch(7, 2, 0, 1, 0)),
-            Ok(SequenceVerdict::Append)
-        );
+        assert!(matches!(table.check(&batch(7, 0, 1, 1, 0)), Err(ProducerError::InvalidProducerEpoch { .. })));
+        assert_eq!(table.check(&batch(7, 2, 0, 1, 0)), Ok(SequenceVerdict::Append));
         assert!(table.check(&batch(7, 2, 1, 1, 0)).is_err());
     }
 
@@ -254,20 +218,14 @@ mod tests {
         for i in 0..7 {
             table.record(&batch(1, 0, i, 1, i64::from(i)));
         }
-        assert_eq!(table.check(&batch(1, 0, 0, 1, 0)).is_err(), true);
-        assert!(matches!(
-            table.check(&batch(1, 0, 2, 1, 0)),
-            Ok(SequenceVerdict::Duplicate { .. })
-        ));
+        assert!(table.check(&batch(1, 0, 0, 1, 0)).is_err());
+        assert!(matches!(table.check(&batch(1, 0, 2, 1, 0)), Ok(SequenceVerdict::Duplicate { .. })));
     }
 
     #[test]
     fn sequence_wraps_after_i32_max() {
         let mut table = ProducerStateTable::default();
         table.record(&batch(1, 0, i32::MAX, 1, 0));
-        assert_eq!(
-            table.check(&batch(1, 0, 0, 1, 1)),
-            Ok(SequenceVerdict::Append)
-        );
+        assert_eq!(table.check(&batch(1, 0, 0, 1, 1)), Ok(SequenceVerdict::Append));
     }
 }

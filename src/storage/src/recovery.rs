@@ -27,12 +27,7 @@ use std::path::Path;
 
 impl<D: Disk> PartitionLog<D> {
     /// Opens (creating if needed) the partition log in `dir` and recovers it.
-    pub async fn open(
-        disk: D,
-        dir: &Path,
-        config: LogConfig,
-        now_ms: i64,
-    ) -> Result<PartitionLog<D>, StorageError> {
+    pub async fn open(disk: D, dir: &Path, config: LogConfig, now_ms: i64) -> Result<PartitionLog<D>, StorageError> {
         disk.create_dir_all(dir).await?;
         let checkpoint = match Checkpoint::read(&disk, dir).await {
             Ok(found) => found,
@@ -42,16 +37,9 @@ impl<D: Disk> PartitionLog<D> {
             }
             Err(error) => return Err(error),
         };
-        let checkpoint = checkpoint.unwrap_or(Checkpoint {
-            log_start_offset: Offset(0),
-            recovery_point: Offset(0),
-        });
-        let bases: Vec<Offset> = disk
-            .list_dir(dir)
-            .await?
-            .iter()
-            .filter_map(|path| parse_segment_file_name(path))
-            .collect();
+        let checkpoint = checkpoint.unwrap_or(Checkpoint { log_start_offset: Offset(0), recovery_point: Offset(0) });
+        let bases: Vec<Offset> =
+            disk.list_dir(dir).await?.iter().filter_map(|path| parse_segment_file_name(path)).collect();
         let segments = open_segments(&disk, dir, &bases, checkpoint.recovery_point, now_ms).await?;
         let mut log = PartitionLog {
             disk,
@@ -75,12 +63,7 @@ impl<D: Disk> PartitionLog<D> {
         }
         let first_base = *log.segments.keys().next().expect("a segment");
         log.log_start_offset = log.log_start_offset.max(first_base);
-        log.log_end_offset = log
-            .segments
-            .values()
-            .next_back()
-            .expect("a segment")
-            .next_offset;
+        log.log_end_offset = log.segments.values().next_back().expect("a segment").next_offset;
         log.log_start_offset = log.log_start_offset.min(log.log_end_offset);
         log.replay_headers().await?;
         for segment in log.segments.values() {
@@ -102,13 +85,7 @@ impl<D: Disk> PartitionLog<D> {
                 let header = segment.header_at(position).await?;
                 self.producers.record(&header);
                 let term = header.partition_leader_epoch;
-                if term.0 >= 0
-                    && self
-                        .epochs
-                        .keys()
-                        .next_back()
-                        .is_none_or(|last| term > *last)
-                {
+                if term.0 >= 0 && self.epochs.keys().next_back().is_none_or(|last| term > *last) {
                     self.epochs.insert(term, header.base_offset);
                 }
                 position += header.size_bytes();
@@ -127,11 +104,7 @@ async fn open_segments<D: Disk>(
     recovery_point: Offset,
     now_ms: i64,
 ) -> Result<BTreeMap<Offset, Segment<D::File>>, StorageError> {
-    let verify_from = bases
-        .iter()
-        .rev()
-        .find(|base| **base <= recovery_point)
-        .copied();
+    let verify_from = bases.iter().rev().find(|base| **base <= recovery_point).copied();
     let mut segments: BTreeMap<Offset, Segment<D::File>> = BTreeMap::new();
     let mut truncated = false;
     for base in bases {
@@ -157,13 +130,8 @@ async fn open_segments<D: Disk>(
         segments.insert(*base, segment);
     }
     // An empty segment may only be the last one; drop empty ones left in the middle by a crash.
-    let empty_inner: Vec<Offset> = segments
-        .iter()
-        .rev()
-        .skip(1)
-        .filter(|(_, s)| s.is_empty())
-        .map(|(base, _)| *base)
-        .collect();
+    let empty_inner: Vec<Offset> =
+        segments.iter().rev().skip(1).filter(|(_, s)| s.is_empty()).map(|(base, _)| *base).collect();
     for base in empty_inner {
         let segment = segments.remove(&base).expect("present");
         segment.delete(disk).await?;

@@ -111,8 +111,7 @@ impl<F: File> Segment<F> {
         };
         let log = Arc::new(open("log").await?);
         let file_bytes = log.len().await?;
-        let file_bytes =
-            u32::try_from(file_bytes.min(u64::from(SEGMENT_BYTES_MAX))).expect("clamped to u32");
+        let file_bytes = u32::try_from(file_bytes.min(u64::from(SEGMENT_BYTES_MAX))).expect("clamped to u32");
         let mut segment = Segment {
             base_offset,
             next_offset: base_offset,
@@ -136,11 +135,7 @@ impl<F: File> Segment<F> {
     }
 
     /// Walks every batch in `[0, file_bytes)`, rebuilding offsets, timestamps and indexes.
-    async fn rebuild(
-        &mut self,
-        file_bytes: u32,
-        verify: bool,
-    ) -> Result<ScanOutcome, StorageError> {
+    async fn rebuild(&mut self, file_bytes: u32, verify: bool) -> Result<ScanOutcome, StorageError> {
         let mut position = 0u32;
         let mut stopped_by = None;
         while position < file_bytes {
@@ -152,8 +147,7 @@ impl<F: File> Segment<F> {
                 let header = match BatchHeader::parse(&chunk[cursor..]) {
                     Ok(header) => header,
                     Err(sluice_types::BatchError::Truncated { needed, .. })
-                        if u64::from(position) + cursor as u64 + needed
-                            <= u64::from(file_bytes)
+                        if u64::from(position) + cursor as u64 + needed <= u64::from(file_bytes)
                             && needed <= u64::from(BATCH_BYTES_MAX) =>
                     {
                         break; // The batch continues past this chunk: re-read from its start.
@@ -166,10 +160,7 @@ impl<F: File> Segment<F> {
                 let end = cursor + header.size_bytes() as usize;
                 let expected = self.next_offset;
                 if header.base_offset != expected {
-                    stopped_by = Some(format!(
-                        "offset {} where {expected} expected",
-                        header.base_offset
-                    ));
+                    stopped_by = Some(format!("offset {} where {expected} expected", header.base_offset));
                     break;
                 }
                 if verify && let Err(error) = header.verify_crc(&chunk[cursor..end]) {
@@ -186,15 +177,11 @@ impl<F: File> Segment<F> {
             }
             if !progressed {
                 // A single batch larger than the chunk: read exactly that batch.
-                let head = self
-                    .log
-                    .read_at(u64::from(position), BATCH_HEADER_BYTES)
-                    .await?;
+                let head = self.log.read_at(u64::from(position), BATCH_HEADER_BYTES).await?;
                 let header = match BatchHeader::parse_header_only(&head) {
                     Ok(h)
                         if h.base_offset == self.next_offset
-                            && u64::from(position) + u64::from(h.size_bytes())
-                                <= u64::from(file_bytes) =>
+                            && u64::from(position) + u64::from(h.size_bytes()) <= u64::from(file_bytes) =>
                     {
                         h
                     }
@@ -203,10 +190,7 @@ impl<F: File> Segment<F> {
                         break;
                     }
                 };
-                let batch = self
-                    .log
-                    .read_at(u64::from(position), header.size_bytes())
-                    .await?;
+                let batch = self.log.read_at(u64::from(position), header.size_bytes()).await?;
                 if verify && let Err(error) = header.verify_crc(&batch) {
                     stopped_by = Some(error.to_string());
                     break;
@@ -215,49 +199,28 @@ impl<F: File> Segment<F> {
                 position += header.size_bytes();
             }
         }
-        assert_eq!(
-            position, self.size_bytes,
-            "scan position and segment size disagree"
-        );
-        Ok(ScanOutcome {
-            valid_bytes: position,
-            stopped_by,
-        })
+        assert_eq!(position, self.size_bytes, "scan position and segment size disagree");
+        Ok(ScanOutcome { valid_bytes: position, stopped_by })
     }
 
     /// Updates the in-memory state for a batch written (or found) at `position`.
-    fn record_batch(
-        &mut self,
-        header: &BatchHeader,
-        position: u32,
-    ) -> (Option<Bytes>, Option<Bytes>) {
+    fn record_batch(&mut self, header: &BatchHeader, position: u32) -> (Option<Bytes>, Option<Bytes>) {
         assert_eq!(position, self.size_bytes, "batches must tile the segment");
-        assert_eq!(
-            header.base_offset, self.next_offset,
-            "offsets must be dense"
-        );
-        let relative_offset = u32::try_from(header.base_offset.0 - self.base_offset.0)
-            .expect("relative offset fits u32");
+        assert_eq!(header.base_offset, self.next_offset, "offsets must be dense");
+        let relative_offset =
+            u32::try_from(header.base_offset.0 - self.base_offset.0).expect("relative offset fits u32");
         let mut offset_entry = None;
         let mut time_entry = None;
         if position == 0 || self.bytes_since_index_entry >= INDEX_INTERVAL_BYTES_DEFAULT {
-            offset_entry = Some(self.offset_index.push(OffsetIndexEntry {
-                relative_offset,
-                position,
-            }));
+            offset_entry = Some(self.offset_index.push(OffsetIndexEntry { relative_offset, position }));
             self.bytes_since_index_entry = 0;
         }
         if header.max_timestamp > self.max_timestamp_ms {
             self.max_timestamp_ms = header.max_timestamp;
-            let newer = self
-                .time_index
-                .last_timestamp_ms()
-                .is_none_or(|t| header.max_timestamp > t);
+            let newer = self.time_index.last_timestamp_ms().is_none_or(|t| header.max_timestamp > t);
             if offset_entry.is_some() && newer {
-                time_entry = Some(self.time_index.push(TimeIndexEntry {
-                    timestamp_ms: header.max_timestamp,
-                    relative_offset,
-                }));
+                time_entry =
+                    Some(self.time_index.push(TimeIndexEntry { timestamp_ms: header.max_timestamp, relative_offset }));
             }
         }
         self.bytes_since_index_entry += header.size_bytes();
@@ -268,13 +231,9 @@ impl<F: File> Segment<F> {
 
     async fn write_indexes(&self) -> Result<(), StorageError> {
         self.offset_index_file.set_len(0).await?;
-        self.offset_index_file
-            .write_at(0, self.offset_index.encode())
-            .await?;
+        self.offset_index_file.write_at(0, self.offset_index.encode()).await?;
         self.time_index_file.set_len(0).await?;
-        self.time_index_file
-            .write_at(0, self.time_index.encode())
-            .await?;
+        self.time_index_file.write_at(0, self.time_index.encode()).await?;
         Ok(())
     }
 
@@ -308,10 +267,7 @@ impl<F: File> Segment<F> {
                 return Ok(position);
             }
             position += header.size_bytes();
-            assert!(
-                position < self.size_bytes,
-                "offset {offset} not found in its segment"
-            );
+            assert!(position < self.size_bytes, "offset {offset} not found in its segment");
         }
     }
 
@@ -323,10 +279,7 @@ impl<F: File> Segment<F> {
 
     pub async fn header_at(&self, position: u32) -> Result<BatchHeader, StorageError> {
         assert!(position < self.size_bytes);
-        let bytes = self
-            .log
-            .read_at(u64::from(position), BATCH_HEADER_BYTES)
-            .await?;
+        let bytes = self.log.read_at(u64::from(position), BATCH_HEADER_BYTES).await?;
         BatchHeader::parse_header_only(&bytes).map_err(|error| StorageError::CorruptStoredBatch {
             offset: self.base_offset,
             reason: format!("header at position {position}: {error}"),
@@ -336,12 +289,7 @@ impl<F: File> Segment<F> {
     /// Reads whole, CRC-verified batches starting at `position`: at least one batch (KIP-74),
     /// then more while they fit in `max_bytes`, stopping before any batch at or past
     /// `max_offset`.
-    pub async fn read_batches(
-        &self,
-        position: u32,
-        max_bytes: u32,
-        max_offset: Offset,
-    ) -> Result<Bytes, StorageError> {
+    pub async fn read_batches(&self, position: u32, max_bytes: u32, max_offset: Offset) -> Result<Bytes, StorageError> {
         assert!(position <= self.size_bytes);
         let available = self.size_bytes - position;
         let mut want = available.min(max_bytes.max(BATCH_HEADER_BYTES));
@@ -373,8 +321,7 @@ impl<F: File> Segment<F> {
     }
 
     fn parse_stored(&self, chunk: &[u8], position: u32) -> Result<BatchHeader, StorageError> {
-        BatchHeader::parse_header_only(chunk)
-            .map_err(|error| self.corrupt(position, error.to_string()))
+        BatchHeader::parse_header_only(chunk).map_err(|error| self.corrupt(position, error.to_string()))
     }
 
     fn corrupt(&self, position: u32, reason: String) -> StorageError {

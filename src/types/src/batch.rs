@@ -119,10 +119,7 @@ pub enum BatchError {
     #[error("crc mismatch: stored {stored:#010x}, computed {computed:#010x}")]
     CrcMismatch { stored: u32, computed: u32 },
     #[error("invalid record count {record_count} for last offset delta {last_offset_delta}")]
-    InvalidRecordCount {
-        record_count: i32,
-        last_offset_delta: i32,
-    },
+    InvalidRecordCount { record_count: i32, last_offset_delta: i32 },
     #[error("unknown compression codec in attributes {0:#06x}")]
     UnknownCompression(i16),
 }
@@ -175,10 +172,7 @@ impl BatchHeader {
     pub fn parse_header_only(buf: &[u8]) -> Result<BatchHeader, BatchError> {
         let available = buf.len() as u64;
         if available < u64::from(BATCH_HEADER_BYTES) {
-            return Err(BatchError::Truncated {
-                needed: u64::from(BATCH_HEADER_BYTES),
-                available,
-            });
+            return Err(BatchError::Truncated { needed: u64::from(BATCH_HEADER_BYTES), available });
         }
         let magic = buf[OFFSET_MAGIC] as i8;
         if magic != MAGIC_V2 {
@@ -225,16 +219,10 @@ impl BatchHeader {
     /// Checks this header's CRC against the batch bytes at the start of `buf`.
     pub fn verify_crc(&self, buf: &[u8]) -> Result<(), BatchError> {
         let end = self.size_bytes() as usize;
-        assert!(
-            buf.len() >= end,
-            "verify_crc on a buffer shorter than the parsed batch"
-        );
+        assert!(buf.len() >= end, "verify_crc on a buffer shorter than the parsed batch");
         let computed = crc32c::crc32c(&buf[OFFSET_ATTRIBUTES..end]);
         if computed != self.crc {
-            return Err(BatchError::CrcMismatch {
-                stored: self.crc,
-                computed,
-            });
+            return Err(BatchError::CrcMismatch { stored: self.crc, computed });
         }
         Ok(())
     }
@@ -319,8 +307,7 @@ pub fn set_log_append_time(batch: &mut [u8], timestamp_ms: i64) {
     let header = BatchHeader::parse(batch).expect("set_log_append_time on a parsed batch");
     let attributes = header.attributes | ATTRIBUTE_TIMESTAMP_TYPE;
     batch[OFFSET_ATTRIBUTES..OFFSET_ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
-    batch[OFFSET_MAX_TIMESTAMP..OFFSET_MAX_TIMESTAMP + 8]
-        .copy_from_slice(&timestamp_ms.to_be_bytes());
+    batch[OFFSET_MAX_TIMESTAMP..OFFSET_MAX_TIMESTAMP + 8].copy_from_slice(&timestamp_ms.to_be_bytes());
     let end = header.size_bytes() as usize;
     let crc = crc32c::crc32c(&batch[OFFSET_ATTRIBUTES..end]);
     batch[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
@@ -331,11 +318,7 @@ pub fn set_log_append_time(batch: &mut [u8], timestamp_ms: i64) {
 /// Iterates the batches in a buffer of concatenated batches, yielding each header and its byte
 /// range. Stops at the first error, which it yields once.
 pub fn batches(buf: &[u8]) -> BatchIter<'_> {
-    BatchIter {
-        buf,
-        position: 0,
-        failed: false,
-    }
+    BatchIter { buf, position: 0, failed: false }
 }
 
 pub struct BatchIter<'a> {
@@ -416,10 +399,7 @@ mod tests {
     use super::*;
 
     fn sample(record_count: i32) -> Vec<u8> {
-        build_batch(
-            &BatchHeader::template(record_count, 1_700_000_000_000),
-            b"opaque-records",
-        )
+        build_batch(&BatchHeader::template(record_count, 1_700_000_000_000), b"opaque-records")
     }
 
     #[test]

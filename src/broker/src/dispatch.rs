@@ -1,0 +1,59 @@
+//! Routes a decoded request to its handler.
+//!
+//! A handler runs its synchronous part before returning (so effects happen in arrival order)
+//! and returns either the response, a future of the response (for waits), or no response at
+//! all (Produce with acks=0, which Kafka never answers).
+
+use crate::handlers;
+use crate::state::BrokerState;
+use futures::future::BoxFuture;
+use kafka_protocol::messages::{RequestKind, ResponseKind};
+use sluice_io::{Clock, Disk};
+use sluice_protocol::frame::Request;
+use std::sync::Arc;
+
+pub enum Reply {
+    Ready(Box<ResponseKind>),
+    Deferred(BoxFuture<'static, ResponseKind>),
+    NoResponse,
+}
+
+pub async fn dispatch<D: Disk, C: Clock>(state: &Arc<BrokerState<D, C>>, request: Request) -> Reply {
+    let version = request.header.request_api_version;
+    match request.body {
+        RequestKind::ApiVersions(_) => {
+            Reply::Ready(Box::new(ResponseKind::ApiVersions(handlers::api_versions::response())))
+        }
+        RequestKind::Metadata(body) => Reply::Ready(Box::new(handlers::metadata::handle(state, body, version).await)),
+        RequestKind::Produce(body) => handlers::produce::handle(state, body, version).await,
+        RequestKind::Fetch(body) => handlers::fetch::handle(state, body, version).await,
+        RequestKind::ListOffsets(body) => {
+            Reply::Ready(Box::new(handlers::list_offsets::handle(state, body, version).await))
+        }
+        RequestKind::CreateTopics(body) => {
+            Reply::Ready(Box::new(handlers::topics_admin::create_topics(state, body, version).await))
+        }
+        RequestKind::DeleteTopics(body) => {
+            Reply::Ready(Box::new(handlers::topics_admin::delete_topics(state, body, version).await))
+        }
+        RequestKind::CreatePartitions(body) => {
+            Reply::Ready(Box::new(handlers::topics_admin::create_partitions(state, body).await))
+        }
+        RequestKind::DeleteRecords(body) => {
+            Reply::Ready(Box::new(handlers::topics_admin::delete_records(state, body).await))
+        }
+        RequestKind::DescribeConfigs(body) => Reply::Ready(Box::new(handlers::configs::describe(state, body, version))),
+        RequestKind::AlterConfigs(body) => Reply::Ready(Box::new(handlers::configs::alter(state, body).await)),
+        RequestKind::IncrementalAlterConfigs(body) => {
+            Reply::Ready(Box::new(handlers::configs::incremental_alter(state, body).await))
+        }
+        RequestKind::DescribeCluster(body) => Reply::Ready(Box::new(handlers::cluster::describe_cluster(state, body))),
+        RequestKind::InitProducerId(body) => {
+            Reply::Ready(Box::new(handlers::cluster::init_producer_id(state, body).await))
+        }
+        RequestKind::OffsetForLeaderEpoch(body) => {
+            Reply::Ready(Box::new(handlers::list_offsets::offset_for_leader_epoch(state, body).await))
+        }
+        other => unreachable!("decoded an unsupported request: {other:?}"),
+    }
+}

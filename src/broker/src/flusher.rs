@@ -1,0 +1,77 @@
+//! Group commit: one task fsyncs every partition that has unflushed appends.
+//!
+//! Producers append, then queue their partition here. The flusher takes everything queued,
+//! asks each log for its [`FlushPlan`](sluice_storage::FlushPlan) under the log's lock, fsyncs
+//! all the files concurrently without any lock, then records the flush and publishes the new
+//! high watermark, which wakes the acks=all waiters and the fetch long-polls. While one round
+//! syncs, appends keep arriving and are synced together in the next round, so concurrent
+//! producers share fsyncs.
+//!
+//! A failed fsync is fatal (fsyncgate: the kernel may have dropped the dirty pages), so the
+//! broker panics rather than acknowledge data that may be gone.
+
+use crate::limits::{FLUSH_PARTITIONS_PER_ROUND_MAX, FLUSH_QUEUE_MAX};
+use crate::partition::Partition;
+use futures::future::join_all;
+use sluice_io::{Clock, Disk, File};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+#[derive(Clone)]
+pub struct FlushQueue<D: Disk> {
+    sender: mpsc::Sender<Arc<Partition<D>>>,
+}
+
+impl<D: Disk> FlushQueue<D> {
+    /// Queues a partition unless it is queued already. Waits if the queue is full.
+    pub async fn enqueue(&self, partition: &Arc<Partition<D>>) {
+        if partition.mark_flush_queued() && self.sender.send(partition.clone()).await.is_err() {
+            tracing::debug!("flusher stopped; partition {}-{} not queued", partition.topic, partition.index);
+        }
+    }
+}
+
+pub fn flush_queue<D: Disk>() -> (FlushQueue<D>, mpsc::Receiver<Arc<Partition<D>>>) {
+    let (sender, receiver) = mpsc::channel(FLUSH_QUEUE_MAX);
+    (FlushQueue { sender }, receiver)
+}
+
+/// Runs until every `FlushQueue` is dropped and the queue is drained.
+pub async fn run_flusher<D: Disk, C: Clock>(mut queue: mpsc::Receiver<Arc<Partition<D>>>, clock: C) {
+    while let Some(first) = queue.recv().await {
+        let mut round = vec![first];
+        while round.len() < FLUSH_PARTITIONS_PER_ROUND_MAX {
+            match queue.try_recv() {
+                Ok(partition) => round.push(partition),
+                Err(_) => break,
+            }
+        }
+        flush_round(round, &clock).await;
+    }
+}
+
+async fn flush_round<D: Disk, C: Clock>(round: Vec<Arc<Partition<D>>>, clock: &C) {
+    let mut plans = Vec::with_capacity(round.len());
+    for partition in round {
+        partition.clear_flush_queued();
+        let plan = partition.lock().await.flush_plan();
+        if let Some(plan) = plan {
+            plans.push((partition, plan));
+        }
+    }
+    let started = clock.now();
+    let syncs = plans.iter().flat_map(|(_, plan)| plan.files.iter().map(|file| file.sync_data()));
+    for result in join_all(syncs).await {
+        if let Err(error) = result {
+            panic!("fsync failed, data may be lost; stopping the broker (fsyncgate): {error}");
+        }
+    }
+    metrics::histogram!("sluice_fsync_seconds").record(started.elapsed().as_secs_f64());
+    for (partition, plan) in plans {
+        let mut log = partition.lock().await;
+        if let Err(error) = log.complete_flush(plan.end_offset, clock.wall_ms()).await {
+            panic!("index sync failed after a flush (fsyncgate): {error}");
+        }
+        partition.publish(&log);
+    }
+}

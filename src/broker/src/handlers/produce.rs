@@ -1,0 +1,251 @@
+//! Produce (3-11): validate, append in arrival order, then answer per `acks`.
+//!
+//! - acks=0: append and send no response at all (Kafka protocol: ProduceRequest `acks`).
+//! - acks=1: answer once the leader appended.
+//! - acks=-1 (all): answer once the batch is committed: below the high watermark, which on one
+//!   node with the default `flush.messages=1` means fsynced (group commit, `flusher.rs`).
+//!
+//! Validation per partition, in Kafka's order: exactly one v2 batch (INVALID_RECORD otherwise),
+//! size within `max.message.bytes` (MESSAGE_TOO_LARGE), CRC and every record well formed
+//! (CORRUPT_MESSAGE), no producer-written control batch (INVALID_RECORD), idempotence checks in
+//! storage (KIP-98). A topic whose `compression.type` names a codec gets the batch recompressed.
+
+use super::topic_name;
+use crate::dispatch::Reply;
+use crate::handlers::metadata::auto_create;
+use crate::limits::PRODUCE_TIMEOUT_MS_MAX;
+use crate::partition::{Partition, SINGLE_NODE_LEADER_EPOCH, Watermarks};
+use crate::state::BrokerState;
+use crate::topics::Topic;
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::produce_request::PartitionProduceData;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
+use sluice_io::{Clock, Disk};
+use sluice_protocol::error_code;
+use sluice_protocol::records::{recompress, validate_records};
+use sluice_storage::{ProducerError, StorageError};
+use sluice_types::{BatchError, BatchHeader, Offset};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The most a producer batch may decompress to (decompression-bomb bound).
+pub const RECORDS_DECOMPRESSED_BYTES_MAX: u64 = 256 * 1024 * 1024;
+
+/// Where one partition's answer stands after the append.
+struct Outcome {
+    response: PartitionProduceResponse,
+    /// For acks=-1: the high watermark the batch needs, and the partition to watch.
+    wait: Option<(Offset, watch::Receiver<Watermarks>)>,
+}
+
+pub async fn handle<D: Disk, C: Clock>(state: &Arc<BrokerState<D, C>>, request: ProduceRequest, version: i16) -> Reply {
+    let acks = request.acks;
+    let mut topics = Vec::with_capacity(request.topic_data.len());
+    for topic_data in request.topic_data {
+        let name = topic_data.name.0.to_string();
+        let topic = match state.topics.get(&name) {
+            Some(topic) => Some(topic),
+            None if state.config.auto_create_topics => auto_create(state, &name).await.ok(),
+            None => None,
+        };
+        let mut outcomes = Vec::with_capacity(topic_data.partition_data.len());
+        for data in topic_data.partition_data {
+            let outcome = if !matches!(acks, -1..=1) {
+                failed(data.index, error_code::INVALID_REQUIRED_ACKS, "acks must be 0, 1 or -1", version)
+            } else if request.transactional_id.is_some() {
+                failed(data.index, error_code::INVALID_REQUEST, "transactions are not supported yet", version)
+            } else {
+                produce_partition(state, topic.as_deref(), data, acks, version).await
+            };
+            outcomes.push(outcome);
+        }
+        topics.push((name, outcomes));
+    }
+    if acks == 0 {
+        return Reply::NoResponse;
+    }
+    let timeout = Duration::from_millis((request.timeout_ms.max(0) as u64).min(PRODUCE_TIMEOUT_MS_MAX));
+    if topics.iter().all(|(_, outcomes)| outcomes.iter().all(|o| o.wait.is_none())) {
+        return Reply::Ready(Box::new(respond(topics, version)));
+    }
+    Reply::Deferred(Box::pin(async move {
+        let deadline = tokio::time::Instant::now() + timeout;
+        for (_, outcomes) in &mut topics {
+            for outcome in outcomes.iter_mut() {
+                let Some((target, receiver)) = outcome.wait.take() else { continue };
+                let committed = tokio::time::timeout_at(deadline, wait_for_high_watermark(receiver, target)).await;
+                if !matches!(committed, Ok(true)) {
+                    outcome.response.error_code = error_code::REQUEST_TIMED_OUT;
+                }
+            }
+        }
+        respond(topics, version)
+    }))
+}
+
+fn respond(topics: Vec<(String, Vec<Outcome>)>, _version: i16) -> ResponseKind {
+    let mut response = ProduceResponse::default();
+    response.responses = topics
+        .into_iter()
+        .map(|(name, outcomes)| {
+            TopicProduceResponse::default()
+                .with_name(topic_name(&name))
+                .with_partition_responses(outcomes.into_iter().map(|o| o.response).collect())
+        })
+        .collect();
+    ResponseKind::Produce(response)
+}
+
+/// Waits until the partition's high watermark reaches `target`; false if the partition is gone.
+pub async fn wait_for_high_watermark(mut receiver: watch::Receiver<Watermarks>, target: Offset) -> bool {
+    loop {
+        if receiver.borrow_and_update().high_watermark >= target {
+            return true;
+        }
+        if receiver.changed().await.is_err() {
+            return false;
+        }
+    }
+}
+
+fn failed(index: i32, code: i16, message: &str, version: i16) -> Outcome {
+    let mut response = PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(code)
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1);
+    // error_message exists from v8 on; kafka-protocol refuses to encode it earlier.
+    if version >= 8 {
+        response.error_message = Some(StrBytes::from_string(message.to_string()));
+    }
+    Outcome { response, wait: None }
+}
+
+async fn produce_partition<D: Disk, C: Clock>(
+    state: &Arc<BrokerState<D, C>>,
+    topic: Option<&Topic<D>>,
+    data: PartitionProduceData,
+    acks: i16,
+    version: i16,
+) -> Outcome {
+    let index = data.index;
+    let Some(topic) = topic else {
+        return failed(index, error_code::UNKNOWN_TOPIC_OR_PARTITION, "unknown topic", version);
+    };
+    let Some(partition) = usize::try_from(index).ok().and_then(|i| topic.partitions.get(i)) else {
+        return failed(index, error_code::UNKNOWN_TOPIC_OR_PARTITION, "unknown partition", version);
+    };
+    if acks == -1 && topic.config.min_insync_replicas > 1 {
+        // One replica is in sync on a single node (Kafka: NotEnoughReplicasException).
+        return failed(
+            index,
+            error_code::NOT_ENOUGH_REPLICAS,
+            "min.insync.replicas exceeds the in-sync replicas (1)",
+            version,
+        );
+    }
+    let batch = match validate(topic, data.records) {
+        Ok(batch) => batch,
+        Err((code, message)) => {
+            metrics::counter!("sluice_produce_rejected_total", "error" => error_code::name(code)).increment(1);
+            tracing::debug!(topic = %topic.name, partition = index, %message, "produce rejected");
+            return failed(index, code, &message, version);
+        }
+    };
+    append(state, topic, partition, batch, acks, version).await
+}
+
+/// Checks one partition's records and returns the batch to append (maybe recompressed).
+fn validate<D: Disk>(topic: &Topic<D>, records: Option<Bytes>) -> Result<BytesMut, (i16, String)> {
+    let records = records.filter(|r| !r.is_empty()).ok_or((error_code::CORRUPT_MESSAGE, "no records".to_string()))?;
+    let header = BatchHeader::parse(&records).map_err(|error| match error {
+        BatchError::UnsupportedMagic(_) => (error_code::UNSUPPORTED_FOR_MESSAGE_FORMAT, error.to_string()),
+        other => (error_code::CORRUPT_MESSAGE, other.to_string()),
+    })?;
+    if header.size_bytes() as usize != records.len() {
+        return Err((error_code::INVALID_RECORD, "exactly one record batch per partition is allowed".to_string()));
+    }
+    if header.size_bytes() > topic.config.log.max_message_bytes {
+        let message = format!(
+            "batch of {} bytes exceeds max.message.bytes {}",
+            header.size_bytes(),
+            topic.config.log.max_message_bytes
+        );
+        return Err((error_code::MESSAGE_TOO_LARGE, message));
+    }
+    if header.is_control() || header.is_transactional() {
+        return Err((
+            error_code::INVALID_RECORD,
+            "control and transactional batches are not accepted from producers".to_string(),
+        ));
+    }
+    validate_records(&records, RECORDS_DECOMPRESSED_BYTES_MAX)
+        .map_err(|e| (error_code::CORRUPT_MESSAGE, e.to_string()))?;
+    match topic.config.compression {
+        Some(codec) if Some(codec) != header.compression() => {
+            let recompressed = recompress(&records, codec, RECORDS_DECOMPRESSED_BYTES_MAX)
+                .map_err(|e| (error_code::CORRUPT_MESSAGE, e.to_string()))?;
+            Ok(BytesMut::from(&recompressed[..]))
+        }
+        _ => Ok(BytesMut::from(&records[..])),
+    }
+}
+
+async fn append<D: Disk, C: Clock>(
+    state: &Arc<BrokerState<D, C>>,
+    topic: &Topic<D>,
+    partition: &Arc<Partition<D>>,
+    batch: BytesMut,
+    acks: i16,
+    version: i16,
+) -> Outcome {
+    let index = partition.index;
+    let mut log = partition.lock().await;
+    let appended = log.append(batch, SINGLE_NODE_LEADER_EPOCH, state.clock.wall_ms()).await;
+    partition.publish(&log);
+    let flush_due = log.flush_due(state.clock.wall_ms());
+    let log_start_offset = log.log_start_offset();
+    drop(log);
+    let info = match appended {
+        Ok(outcome) => outcome.info(),
+        Err(error) => {
+            let code = storage_error_code(&error);
+            if code == error_code::KAFKA_STORAGE_ERROR {
+                tracing::error!(topic = %topic.name, partition = index, %error, "append failed");
+            }
+            return failed(index, code, &error.to_string(), version);
+        }
+    };
+    if flush_due {
+        state.flush.enqueue(partition).await;
+    }
+    metrics::counter!("sluice_records_appended_total").increment((info.last_offset.0 - info.base_offset.0 + 1) as u64);
+    let response = PartitionProduceResponse::default()
+        .with_index(index)
+        .with_base_offset(info.base_offset.0)
+        .with_log_append_time_ms(info.log_append_time_ms)
+        .with_log_start_offset(if version >= 5 { log_start_offset.0 } else { -1 });
+    let wait = (acks == -1).then(|| (info.last_offset.next(), partition.subscribe()));
+    Outcome { response, wait }
+}
+
+fn storage_error_code(error: &StorageError) -> i16 {
+    match error {
+        StorageError::Producer(ProducerError::InvalidProducerEpoch { .. }) => error_code::INVALID_PRODUCER_EPOCH,
+        StorageError::Producer(ProducerError::OutOfOrderSequence { .. }) => error_code::OUT_OF_ORDER_SEQUENCE_NUMBER,
+        StorageError::BatchTooLarge { .. } => error_code::MESSAGE_TOO_LARGE,
+        StorageError::InvalidBatch(_) => error_code::CORRUPT_MESSAGE,
+        StorageError::OffsetOutOfRange { .. } => error_code::OFFSET_OUT_OF_RANGE,
+        StorageError::Io(_) | StorageError::CorruptStoredBatch { .. } | StorageError::CorruptCheckpoint(_) => {
+            error_code::KAFKA_STORAGE_ERROR
+        }
+    }
+}
+
+pub(crate) fn storage_code(error: &StorageError) -> i16 {
+    storage_error_code(error)
+}

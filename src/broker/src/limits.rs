@@ -1,0 +1,25 @@
+//! Named limits on every queue, batch and loop in the broker shell (DESIGN.md, Style §4).
+
+/// Client connections served at once; further connections are accepted and closed at once.
+pub const CONNECTIONS_MAX: usize = 4096;
+/// Requests one connection may have decoded but not yet answered. Kafka itself processes one
+/// request per connection at a time; Sluice pipelines the waits (fsync, long-poll) up to this.
+pub const IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX: usize = 32;
+/// Bytes one connection may hold in decoded requests awaiting their turn.
+pub const CONNECTION_BUFFERED_BYTES_MAX: u64 = 256 * 1024 * 1024;
+/// Topics the broker will hold.
+pub const TOPICS_MAX: usize = 100_000;
+/// Partitions one topic may have (Kafka has no hard limit; this keeps one request bounded).
+pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
+/// Longest a Fetch may wait for data (caps the client's max_wait_ms).
+pub const FETCH_WAIT_MS_MAX: u64 = 60_000;
+/// Longest a Produce with acks=-1 may wait (caps the client's timeout_ms).
+pub const PRODUCE_TIMEOUT_MS_MAX: u64 = 300_000;
+/// Partitions the flusher syncs in one round (group commit batch).
+pub const FLUSH_PARTITIONS_PER_ROUND_MAX: usize = 1024;
+/// Dirty-partition notifications queued for the flusher.
+pub const FLUSH_QUEUE_MAX: usize = 65_536;
+/// Longest a clean shutdown waits for in-flight requests to finish.
+pub const SHUTDOWN_DRAIN_MS_MAX: u64 = 10_000;
+/// Producer ids reserved per durable allocation (Kafka's ProducerIdsRecord block size).
+pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;

@@ -1,0 +1,119 @@
+//! The state every request handler shares: config, seams, topics, the flusher queue, the
+//! cluster identity and the producer id allocator.
+//!
+//! `cluster.json` holds the cluster id and the next unreserved producer id block. Producer ids
+//! are handed out from a reserved block and a new block is made durable before its first id is
+//! used, so an id is never handed out twice across restarts (Kafka: ProducerIdsRecord).
+
+use crate::config::BrokerConfig;
+use crate::flusher::FlushQueue;
+use crate::limits::PRODUCER_ID_BLOCK_SIZE;
+use crate::topics::TopicRegistry;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use sluice_io::{Clock, Disk, read_file, write_file_atomic};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+const CLUSTER_FILE: &str = "cluster.json";
+
+#[derive(Serialize, Deserialize, Clone)]
+struct ClusterFile {
+    cluster_id: String,
+    node_id: i32,
+    next_producer_id_block: i64,
+}
+
+pub struct BrokerState<D: Disk, C: Clock> {
+    pub config: BrokerConfig,
+    pub disk: D,
+    pub clock: C,
+    pub topics: TopicRegistry<D>,
+    pub flush: FlushQueue<D>,
+    pub cluster_id: String,
+    producer_ids: tokio::sync::Mutex<ProducerIds>,
+    /// True once start-up recovery finished and the listeners are up.
+    pub ready: AtomicBool,
+}
+
+struct ProducerIds {
+    next: i64,
+    block_end: i64,
+    file: ClusterFile,
+    path: PathBuf,
+}
+
+impl<D: Disk, C: Clock> BrokerState<D, C> {
+    pub async fn open(
+        config: BrokerConfig,
+        disk: D,
+        clock: C,
+        flush: FlushQueue<D>,
+    ) -> anyhow::Result<BrokerState<D, C>> {
+        let topics = TopicRegistry::open(disk.clone(), &config.data_dir, &clock).await?;
+        let path = config.data_dir.join(CLUSTER_FILE);
+        let file = match read_file(&disk, &path).await? {
+            Some(bytes) => serde_json::from_slice::<ClusterFile>(&bytes)
+                .map_err(|e| anyhow::anyhow!("{CLUSTER_FILE} is corrupt: {e}"))?,
+            None => {
+                let file = ClusterFile {
+                    cluster_id: derive_cluster_id(clock.wall_ms(), config.node_id),
+                    node_id: config.node_id,
+                    next_producer_id_block: 0,
+                };
+                write_file_atomic(&disk, &path, Bytes::from(serde_json::to_vec(&file)?)).await?;
+                file
+            }
+        };
+        anyhow::ensure!(
+            file.node_id == config.node_id,
+            "data dir belongs to node {} but this is node {}",
+            file.node_id,
+            config.node_id
+        );
+        let next = file.next_producer_id_block;
+        Ok(BrokerState {
+            config,
+            disk,
+            clock,
+            topics,
+            flush,
+            cluster_id: file.cluster_id.clone(),
+            producer_ids: tokio::sync::Mutex::new(ProducerIds { next, block_end: next, file, path }),
+            ready: AtomicBool::new(false),
+        })
+    }
+
+    /// A producer id never handed out before (InitProducerId, KIP-98).
+    pub async fn allocate_producer_id(&self) -> anyhow::Result<i64> {
+        let mut ids = self.producer_ids.lock().await;
+        if ids.next == ids.block_end {
+            let mut file = ids.file.clone();
+            file.next_producer_id_block = ids.block_end + PRODUCER_ID_BLOCK_SIZE;
+            write_file_atomic(&self.disk, &ids.path, Bytes::from(serde_json::to_vec(&file)?)).await?;
+            ids.block_end = file.next_producer_id_block;
+            ids.file = file;
+        }
+        let id = ids.next;
+        ids.next += 1;
+        assert!(ids.next <= ids.block_end, "producer id beyond its durable block");
+        Ok(id)
+    }
+}
+
+/// A 22-character cluster id in Kafka's style (base64url of 16 bytes), derived from the first
+/// start's wall time and node id rather than an unseeded random source.
+fn derive_cluster_id(wall_ms: i64, node_id: i32) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut state = (wall_ms as u64) ^ ((node_id as u64) << 48) ^ 0x9e37_79b9_7f4a_7c15;
+    (0..22)
+        .map(|_| {
+            // splitmix64 step: spreads the seed over every character.
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            ALPHABET[((z ^ (z >> 31)) % 64) as usize] as char
+        })
+        .collect()
+}

@@ -1,0 +1,131 @@
+//! `sluice serve`: flags, `sluice.toml` and `SLUICE_*` variables layered into a `BrokerConfig`.
+//!
+//! Precedence: flag, then environment variable, then the config file, then the embedded
+//! default (`BrokerConfig::dev_defaults`). Every flag has a config-file key of the same
+//! spelling (`--kafka-addr` is `kafka-addr = "..."`); unknown keys are an error, so typos
+//! surface at start-up.
+
+use anyhow::Context;
+use clap::Args;
+use serde::Deserialize;
+use sluice_broker::BrokerConfig;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// This broker's node id.
+    #[arg(long, env = "SLUICE_NODE_ID")]
+    node_id: Option<i32>,
+    /// Directory for partition logs and metadata [default: ./sluice-data].
+    #[arg(long, env = "SLUICE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Kafka API listener [default: 127.0.0.1:9092].
+    #[arg(long, env = "SLUICE_KAFKA_ADDR")]
+    kafka_addr: Option<SocketAddr>,
+    /// host:port advertised to clients in Metadata [default: the Kafka listener].
+    #[arg(long, env = "SLUICE_ADVERTISED_KAFKA_ADDR")]
+    advertised_kafka_addr: Option<String>,
+    /// Broker-to-broker RPC listener (used once replication lands) [default: 127.0.0.1:33145].
+    #[arg(long, env = "SLUICE_RPC_ADDR")]
+    rpc_addr: Option<SocketAddr>,
+    /// Admin HTTP listener: /metrics, /v1/status/live, /v1/status/ready [default: 127.0.0.1:9644].
+    #[arg(long, env = "SLUICE_ADMIN_ADDR")]
+    admin_addr: Option<SocketAddr>,
+    /// Path of a sluice.toml config file.
+    #[arg(long, env = "SLUICE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Static initial voters, id=host:port,... (not available until replication lands).
+    #[arg(long, env = "SLUICE_PEERS")]
+    peers: Option<String>,
+    /// Create unknown topics on Metadata and Produce (auto.create.topics.enable) [default: true].
+    #[arg(long, env = "SLUICE_AUTO_CREATE_TOPICS")]
+    auto_create_topics: Option<bool>,
+    /// Partitions of an auto-created topic (num.partitions) [default: 1].
+    #[arg(long, env = "SLUICE_NUM_PARTITIONS")]
+    num_partitions: Option<i32>,
+    /// How often retention runs (log.retention.check.interval.ms) [default: 300000].
+    #[arg(long, env = "SLUICE_RETENTION_CHECK_INTERVAL_MS")]
+    retention_check_interval_ms: Option<u64>,
+}
+
+/// `sluice.toml`: the same settings as the flags.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    node_id: Option<i32>,
+    data_dir: Option<PathBuf>,
+    kafka_addr: Option<SocketAddr>,
+    advertised_kafka_addr: Option<String>,
+    rpc_addr: Option<SocketAddr>,
+    admin_addr: Option<SocketAddr>,
+    peers: Option<String>,
+    auto_create_topics: Option<bool>,
+    num_partitions: Option<i32>,
+    retention_check_interval_ms: Option<u64>,
+}
+
+impl ServeArgs {
+    /// Layers flags/env over the config file over the defaults.
+    pub fn resolve(self) -> anyhow::Result<BrokerConfig> {
+        let file = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text).with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        if self.peers.is_some() || file.peers.is_some() {
+            anyhow::bail!("--peers: clustering is not available yet; this build serves a single node");
+        }
+        let mut config = BrokerConfig::dev_defaults();
+        if let Some(v) = self.node_id.or(file.node_id) {
+            config.node_id = v;
+        }
+        if let Some(v) = self.data_dir.or(file.data_dir) {
+            config.data_dir = v;
+        }
+        if let Some(v) = self.kafka_addr.or(file.kafka_addr) {
+            config.kafka_addr = v;
+        }
+        config.advertised_kafka_addr = self.advertised_kafka_addr.or(file.advertised_kafka_addr);
+        if let Some(v) = self.admin_addr.or(file.admin_addr) {
+            config.admin_addr = v;
+        }
+        if let Some(v) = self.auto_create_topics.or(file.auto_create_topics) {
+            config.auto_create_topics = v;
+        }
+        if let Some(v) = self.num_partitions.or(file.num_partitions) {
+            config.num_partitions = v;
+        }
+        if let Some(v) = self.retention_check_interval_ms.or(file.retention_check_interval_ms) {
+            config.retention_check_interval_ms = v;
+        }
+        let _rpc_addr = self.rpc_addr.or(file.rpc_addr); // Accepted now; bound once replication lands.
+        anyhow::ensure!(config.node_id >= 0, "--node-id must be >= 0");
+        anyhow::ensure!(config.num_partitions >= 1, "--num-partitions must be >= 1");
+        Ok(config)
+    }
+}
+
+/// Runs the broker until SIGINT or SIGTERM, then shuts it down cleanly.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.resolve()?;
+    let metrics = sluice_broker::install_metrics_recorder()?;
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received; shutting down");
+        let _ = shutdown_tx.send(true);
+    });
+    sluice_broker::run(config, sluice_io::StdDisk, sluice_io::SystemClock, metrics, shutdown_rx).await
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
