@@ -7,7 +7,7 @@
 
 use crate::error::StorageError;
 use crate::index::{OffsetIndex, OffsetIndexEntry, TimeIndex, TimeIndexEntry};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use sluice_io::{Disk, File, OpenOptions};
 use sluice_types::batch::BATCH_HEADER_BYTES;
 use sluice_types::{BatchHeader, Offset};
@@ -299,7 +299,7 @@ impl<F: File> Segment<F> {
             want = first.size_bytes();
             chunk = self.log.read_at(u64::from(position), want).await?;
         }
-        let mut out = BytesMut::new();
+        // The batches served are a prefix of `chunk`: verify them, then slice (no copy).
         let mut cursor = 0usize;
         while cursor < chunk.len() {
             let header = match BatchHeader::parse(&chunk[cursor..]) {
@@ -314,10 +314,9 @@ impl<F: File> Segment<F> {
             header
                 .verify_crc(&chunk[cursor..end])
                 .map_err(|error| self.corrupt(position + cursor as u32, error.to_string()))?;
-            out.extend_from_slice(&chunk[cursor..end]);
             cursor = end;
         }
-        Ok(out.freeze())
+        Ok(chunk.slice(..cursor))
     }
 
     fn parse_stored(&self, chunk: &[u8], position: u32) -> Result<BatchHeader, StorageError> {
