@@ -1,6 +1,7 @@
 //! `sluice`: the one binary. `sluice serve` runs a broker; the other subcommands administer a
 //! running cluster over the Kafka protocol (`--brokers`, default 127.0.0.1:9092).
 
+mod commands;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -8,6 +9,12 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "sluice", version, about = "Sluice: a Kafka-compatible event streaming broker")]
 struct Cli {
+    /// Bootstrap broker(s) for the admin commands, host:port[,host:port...].
+    #[arg(short = 'b', long, global = true, env = "SLUICE_BROKERS", default_value = "127.0.0.1:9092")]
+    brokers: String,
+    /// Output format of the admin commands.
+    #[arg(long, global = true, value_enum, default_value_t = commands::OutputFormat::Text)]
+    format: commands::OutputFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -16,9 +23,11 @@ struct Cli {
 enum Command {
     /// Run a broker (single node on embedded defaults).
     Serve(serve::ServeArgs),
+    #[command(flatten)]
+    Admin(commands::Command),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -27,10 +36,25 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(async move {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
+            Command::Admin(command) => commands::run(command, &cli.brokers, cli.format).await,
         }
-    })
+    });
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // One line with the cause chain; no backtrace for expected failures.
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

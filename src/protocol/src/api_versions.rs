@@ -18,11 +18,7 @@ pub struct ApiRange {
 }
 
 const fn range(api_key: ApiKey, min_version: i16, max_version: i16) -> ApiRange {
-    ApiRange {
-        api_key,
-        min_version,
-        max_version,
-    }
+    ApiRange { api_key, min_version, max_version }
 }
 
 /// Everything the broker implements. Order is by API key, as Kafka lists them.
@@ -46,10 +42,7 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
 
 /// The range for an API, if Sluice serves it.
 pub fn supported_range(api_key: ApiKey) -> Option<ApiRange> {
-    SUPPORTED_APIS
-        .iter()
-        .copied()
-        .find(|r| r.api_key == api_key)
+    SUPPORTED_APIS.iter().copied().find(|r| r.api_key == api_key)
 }
 
 /// Whether the broker can decode and answer `api_key` at `version`.
@@ -65,16 +58,8 @@ mod tests {
     fn advertised_ranges_are_within_the_codec() {
         for api in SUPPORTED_APIS {
             let codec = api.api_key.valid_versions();
-            assert!(
-                api.min_version >= codec.min,
-                "{:?} below codec range",
-                api.api_key
-            );
-            assert!(
-                api.max_version <= codec.max,
-                "{:?} above codec range",
-                api.api_key
-            );
+            assert!(api.min_version >= codec.min, "{:?} below codec range", api.api_key);
+            assert!(api.max_version <= codec.max, "{:?} above codec range", api.api_key);
             assert!(api.min_version <= api.max_version);
         }
     }

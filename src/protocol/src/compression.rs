@@ -70,27 +70,18 @@ const RESERVE_RATIO: usize = 4;
 pub enum CompressionError {
     /// The output would exceed the caller's limit (a decompression bomb, or a too-small limit).
     #[error("{codec} output exceeds the limit of {limit_bytes} bytes")]
-    LimitExceeded {
-        codec: &'static str,
-        limit_bytes: u64,
-    },
+    LimitExceeded { codec: &'static str, limit_bytes: u64 },
     /// The input is not valid for its codec.
     #[error("corrupt {codec} data: {detail}")]
     Corrupt { codec: &'static str, detail: String },
 }
 
 fn corrupt(codec: Compression, detail: impl ToString) -> CompressionError {
-    CompressionError::Corrupt {
-        codec: codec.name(),
-        detail: detail.to_string(),
-    }
+    CompressionError::Corrupt { codec: codec.name(), detail: detail.to_string() }
 }
 
 fn limit_exceeded(codec: Compression, limit_bytes: u64) -> CompressionError {
-    CompressionError::LimitExceeded {
-        codec: codec.name(),
-        limit_bytes,
-    }
+    CompressionError::LimitExceeded { codec: codec.name(), limit_bytes }
 }
 
 /// Compresses `input` with `codec` in the format Kafka expects inside a RecordBatch v2.
@@ -110,27 +101,19 @@ pub fn compress(codec: Compression, input: &[u8]) -> Vec<u8> {
             let frame_info = lz4_flex::frame::FrameInfo::new()
                 .block_size(lz4_flex::frame::BlockSize::Max64KB)
                 .block_mode(lz4_flex::frame::BlockMode::Independent);
-            let mut encoder =
-                lz4_flex::frame::FrameEncoder::with_frame_info(frame_info, Vec::new());
+            let mut encoder = lz4_flex::frame::FrameEncoder::with_frame_info(frame_info, Vec::new());
             encoder.write_all(input).expect("lz4 into memory");
             encoder.finish().expect("lz4 into memory")
         }
         Compression::Zstd => zstd::bulk::compress(input, ZSTD_LEVEL).expect("zstd into memory"),
     };
     // Paired assertion (debug builds): what we write must read back.
-    debug_assert_eq!(
-        decompress(codec, &output, input.len() as u64).expect("own output decodes"),
-        input
-    );
+    debug_assert_eq!(decompress(codec, &output, input.len() as u64).expect("own output decodes"), input);
     output
 }
 
 /// Decompresses `input`, which `codec` produced, into at most `limit_bytes` bytes.
-pub fn decompress(
-    codec: Compression,
-    input: &[u8],
-    limit_bytes: u64,
-) -> Result<Vec<u8>, CompressionError> {
+pub fn decompress(codec: Compression, input: &[u8], limit_bytes: u64) -> Result<Vec<u8>, CompressionError> {
     match codec {
         Compression::None => {
             if input.len() as u64 > limit_bytes {
@@ -138,30 +121,17 @@ pub fn decompress(
             }
             Ok(input.to_vec())
         }
-        Compression::Gzip => read_bounded(
-            codec,
-            flate2::read::MultiGzDecoder::new(input),
-            input,
-            limit_bytes,
-        ),
+        Compression::Gzip => read_bounded(codec, flate2::read::MultiGzDecoder::new(input), input, limit_bytes),
         Compression::Snappy => snappy_decompress(input, limit_bytes),
         Compression::Lz4 => {
             // lz4_flex takes a clean end of input between blocks as the end of the frame, so a
             // frame cut before its end mark would decode short: check the structure first.
             lz4_frames_complete(input).map_err(|detail| corrupt(codec, detail))?;
-            read_bounded(
-                codec,
-                lz4_flex::frame::FrameDecoder::new(input),
-                input,
-                limit_bytes,
-            )
+            read_bounded(codec, lz4_flex::frame::FrameDecoder::new(input), input, limit_bytes)
         }
         Compression::Zstd => {
-            let mut decoder =
-                zstd::stream::read::Decoder::new(input).map_err(|e| corrupt(codec, e))?;
-            decoder
-                .window_log_max(zstd_window_log_max(limit_bytes))
-                .map_err(|e| corrupt(codec, e))?;
+            let mut decoder = zstd::stream::read::Decoder::new(input).map_err(|e| corrupt(codec, e))?;
+            decoder.window_log_max(zstd_window_log_max(limit_bytes)).map_err(|e| corrupt(codec, e))?;
             read_bounded(codec, decoder, input, limit_bytes)
         }
     }
@@ -186,9 +156,7 @@ fn read_bounded(
     let mut output = Vec::with_capacity(reserve_bytes.min(limit_bytes) as usize);
     // One byte past the limit tells "exactly at the limit" from "over it".
     let mut bounded = decoder.take(limit_bytes.saturating_add(1));
-    bounded
-        .read_to_end(&mut output)
-        .map_err(|e| corrupt(codec, e))?;
+    bounded.read_to_end(&mut output).map_err(|e| corrupt(codec, e))?;
     if output.len() as u64 > limit_bytes {
         return Err(limit_exceeded(codec, limit_bytes));
     }
@@ -211,29 +179,11 @@ fn lz4_frames_complete(input: &[u8]) -> Result<(), &'static str> {
         if magic != LZ4_FRAME_MAGIC {
             return Err("not an lz4 frame");
         }
-        let flags = *input
-            .get(position + 4)
-            .ok_or("truncated lz4 frame header")?;
-        let block_checksum_bytes = if flags & LZ4_FLAG_BLOCK_CHECKSUM != 0 {
-            4
-        } else {
-            0
-        };
-        let content_checksum_bytes = if flags & LZ4_FLAG_CONTENT_CHECKSUM != 0 {
-            4
-        } else {
-            0
-        };
-        let content_size_bytes = if flags & LZ4_FLAG_CONTENT_SIZE != 0 {
-            8
-        } else {
-            0
-        };
-        let dictionary_id_bytes = if flags & LZ4_FLAG_DICTIONARY_ID != 0 {
-            4
-        } else {
-            0
-        };
+        let flags = *input.get(position + 4).ok_or("truncated lz4 frame header")?;
+        let block_checksum_bytes = if flags & LZ4_FLAG_BLOCK_CHECKSUM != 0 { 4 } else { 0 };
+        let content_checksum_bytes = if flags & LZ4_FLAG_CONTENT_CHECKSUM != 0 { 4 } else { 0 };
+        let content_size_bytes = if flags & LZ4_FLAG_CONTENT_SIZE != 0 { 8 } else { 0 };
+        let dictionary_id_bytes = if flags & LZ4_FLAG_DICTIONARY_ID != 0 { 4 } else { 0 };
         // magic (4) + FLG (1) + BD (1) + optional fields + header checksum (1).
         position += 4 + 2 + content_size_bytes + dictionary_id_bytes + 1;
         // Bounded: each block consumes at least its 4-byte size.
@@ -271,11 +221,8 @@ fn snappy_xerial_compress(input: &[u8]) -> Vec<u8> {
     output.extend_from_slice(&SNAPPY_XERIAL_VERSION.to_be_bytes());
     let mut encoder = snap::raw::Encoder::new();
     for block in input.chunks(SNAPPY_XERIAL_BLOCK_BYTES) {
-        let compressed = encoder
-            .compress_vec(block)
-            .expect("snappy block into memory");
-        let length =
-            u32::try_from(compressed.len()).expect("a 32 KiB block compresses below 4 GiB");
+        let compressed = encoder.compress_vec(block).expect("snappy block into memory");
+        let length = u32::try_from(compressed.len()).expect("a 32 KiB block compresses below 4 GiB");
         output.extend_from_slice(&length.to_be_bytes());
         output.extend_from_slice(&compressed);
     }
@@ -297,8 +244,7 @@ fn snappy_decompress(input: &[u8], limit_bytes: u64) -> Result<Vec<u8>, Compress
     let mut rest = &input[SNAPPY_XERIAL_HEADER_BYTES..];
     // Bounded: every iteration consumes at least the 4-byte length.
     while !rest.is_empty() {
-        let Some((length, after)) = rest.split_first_chunk::<SNAPPY_XERIAL_BLOCK_LENGTH_BYTES>()
-        else {
+        let Some((length, after)) = rest.split_first_chunk::<SNAPPY_XERIAL_BLOCK_LENGTH_BYTES>() else {
             return Err(corrupt(codec, "truncated xerial block length"));
         };
         let length = u32::from_be_bytes(*length) as usize;
@@ -315,11 +261,7 @@ fn snappy_decompress(input: &[u8], limit_bytes: u64) -> Result<Vec<u8>, Compress
 
 /// Decodes one raw snappy block onto the end of `output`. The block declares its decoded length
 /// up front, so the limit is checked before anything is allocated.
-fn snappy_raw_append(
-    block: &[u8],
-    room_bytes: u64,
-    output: &mut Vec<u8>,
-) -> Result<(), CompressionError> {
+fn snappy_raw_append(block: &[u8], room_bytes: u64, output: &mut Vec<u8>) -> Result<(), CompressionError> {
     let codec = Compression::Snappy;
     let decoded_bytes = snap::raw::decompress_len(block).map_err(|e| corrupt(codec, e))?;
     if decoded_bytes as u64 > room_bytes {
@@ -327,9 +269,7 @@ fn snappy_raw_append(
     }
     let start = output.len();
     output.resize(start + decoded_bytes, 0);
-    let written = snap::raw::Decoder::new()
-        .decompress(block, &mut output[start..])
-        .map_err(|e| corrupt(codec, e))?;
+    let written = snap::raw::Decoder::new().decompress(block, &mut output[start..]).map_err(|e| corrupt(codec, e))?;
     if written != decoded_bytes {
         return Err(corrupt(codec, "block shorter than its declared length"));
     }
@@ -340,13 +280,8 @@ fn snappy_raw_append(
 mod tests {
     use super::*;
 
-    const CODECS: [Compression; 5] = [
-        Compression::None,
-        Compression::Gzip,
-        Compression::Snappy,
-        Compression::Lz4,
-        Compression::Zstd,
-    ];
+    const CODECS: [Compression; 5] =
+        [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
     const LIMIT_BYTES: u64 = 16 * 1024 * 1024;
 
     /// Compressible but not trivial: text with a counter, spanning several snappy blocks.
@@ -355,9 +290,7 @@ mod tests {
         let mut line = 0u64;
         while text.len() < length {
             text.extend_from_slice(format!("line {line}: the quick brown fox\n").as_bytes());
-            line = line
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            line = line.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         }
         text.truncate(length);
         text
@@ -365,13 +298,7 @@ mod tests {
 
     #[test]
     fn every_codec_round_trips_empty_small_and_multi_block_inputs() {
-        let lengths = [
-            0,
-            1,
-            100,
-            SNAPPY_XERIAL_BLOCK_BYTES,
-            3 * SNAPPY_XERIAL_BLOCK_BYTES + 17,
-        ];
+        let lengths = [0, 1, 100, SNAPPY_XERIAL_BLOCK_BYTES, 3 * SNAPPY_XERIAL_BLOCK_BYTES + 17];
         for codec in CODECS {
             for length in lengths {
                 let input = sample(length);
@@ -390,20 +317,63 @@ mod tests {
             let exact = decompress(codec, &compressed, input.len() as u64).unwrap();
             assert_eq!(exact.len(), input.len());
             let verdict = decompress(codec, &compressed, input.len() as u64 - 1);
-            assert!(
-                matches!(verdict, Err(CompressionError::LimitExceeded { .. })),
-                "{}: {verdict:?}",
-                codec.name()
-            );
+            assert!(matches!(verdict, Err(CompressionError::LimitExceeded { .. })), "{}: {verdict:?}", codec.name());
         }
     }
 
     /// snappy-java's output for "PLAINDATA" (one literal block), as published with the
     /// go-xerial-snappy test suite: the magic, versions 1/1, an 11-byte block.
     const XERIAL_PLAINDATA: [u8; 31] = [
-        0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 11, 9, 32,
-        b'P', b'L', b'A', b'I', b'N', b'D', b'A', b'T', b'A',
+        0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 11, 9, 32, b'P', b'L', b'A',
+        b'I', b'N', b'D', b'A', b'T', b'A',
     ];
+
+    /// The text both Java fixtures below compress.
+    const JAVA_FIXTURE_TEXT: &[u8] = b"sluice: a Kafka record batch, a Kafka record batch, a Kafka record batch.";
+
+    /// snappy-java 1.1.1.7's `SnappyOutputStream` (what Kafka's SnappyCompression wraps) over
+    /// [`JAVA_FIXTURE_TEXT`], captured from the jar Kafka 4.3.0's client ships with: one block
+    /// with a literal and a copy.
+    const SNAPPY_JAVA_BLOB: [u8; 56] = [
+        0x82, 0x53, 0x4e, 0x41, 0x50, 0x50, 0x59, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00,
+        0x00, 0x24, 0x49, 0x70, 0x73, 0x6c, 0x75, 0x69, 0x63, 0x65, 0x3a, 0x20, 0x61, 0x20, 0x4b, 0x61, 0x66, 0x6b,
+        0x61, 0x20, 0x72, 0x65, 0x63, 0x6f, 0x72, 0x64, 0x20, 0x62, 0x61, 0x74, 0x63, 0x68, 0x2c, 0xaa, 0x16, 0x00,
+        0x00, 0x2e,
+    ];
+
+    /// Kafka 4.3.0's `Lz4BlockOutputStream(out, BLOCKSIZE_64KB, 9, false, false)` (what
+    /// Lz4Compression uses for v2 batches) over [`JAVA_FIXTURE_TEXT`].
+    const KAFKA_LZ4_FRAME: [u8; 55] = [
+        0x04, 0x22, 0x4d, 0x18, 0x60, 0x40, 0x82, 0x28, 0x00, 0x00, 0x00, 0xff, 0x0e, 0x73, 0x6c, 0x75, 0x69, 0x63,
+        0x65, 0x3a, 0x20, 0x61, 0x20, 0x4b, 0x61, 0x66, 0x6b, 0x61, 0x20, 0x72, 0x65, 0x63, 0x6f, 0x72, 0x64, 0x20,
+        0x62, 0x61, 0x74, 0x63, 0x68, 0x2c, 0x16, 0x00, 0x14, 0x50, 0x61, 0x74, 0x63, 0x68, 0x2e, 0x00, 0x00, 0x00,
+        0x00,
+    ];
+
+    #[test]
+    fn snappy_java_output_decodes() {
+        let output = decompress(Compression::Snappy, &SNAPPY_JAVA_BLOB, LIMIT_BYTES).unwrap();
+        assert_eq!(output, JAVA_FIXTURE_TEXT);
+    }
+
+    #[test]
+    fn kafka_java_lz4_frame_decodes() {
+        let output = decompress(Compression::Lz4, &KAFKA_LZ4_FRAME, LIMIT_BYTES).unwrap();
+        assert_eq!(output, JAVA_FIXTURE_TEXT);
+        let truncated = &KAFKA_LZ4_FRAME[..KAFKA_LZ4_FRAME.len() - 4]; // no end mark
+        assert!(decompress(Compression::Lz4, truncated, LIMIT_BYTES).is_err());
+    }
+
+    #[test]
+    fn lz4_frames_with_checksums_decode() {
+        use lz4_flex::frame::{FrameEncoder, FrameInfo};
+        let info = FrameInfo::new().block_checksums(true).content_checksum(true);
+        let mut encoder = FrameEncoder::with_frame_info(info, Vec::new());
+        encoder.write_all(&sample(200_000)).unwrap();
+        let frame = encoder.finish().unwrap();
+        let output = decompress(Compression::Lz4, &frame, LIMIT_BYTES).unwrap();
+        assert_eq!(output, sample(200_000));
+    }
 
     #[test]
     fn real_xerial_blob_decodes() {
@@ -414,10 +384,7 @@ mod tests {
     #[test]
     fn our_xerial_header_matches_snappy_java() {
         let compressed = compress(Compression::Snappy, b"PLAINDATA");
-        assert_eq!(
-            compressed[..SNAPPY_XERIAL_HEADER_BYTES],
-            XERIAL_PLAINDATA[..16]
-        );
+        assert_eq!(compressed[..SNAPPY_XERIAL_HEADER_BYTES], XERIAL_PLAINDATA[..16]);
         assert_eq!(compressed, XERIAL_PLAINDATA);
     }
 
@@ -434,10 +401,7 @@ mod tests {
     fn unframed_raw_snappy_is_accepted_as_librdkafka_writes_it() {
         let input = sample(100_000);
         let raw = snap::raw::Encoder::new().compress_vec(&input).unwrap();
-        assert_eq!(
-            decompress(Compression::Snappy, &raw, LIMIT_BYTES).unwrap(),
-            input
-        );
+        assert_eq!(decompress(Compression::Snappy, &raw, LIMIT_BYTES).unwrap(), input);
     }
 
     #[test]

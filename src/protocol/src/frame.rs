@@ -32,24 +32,13 @@ pub enum FrameError {
     #[error("unknown api key {api_key} (correlation id {correlation_id})")]
     UnknownApiKey { api_key: i16, correlation_id: i32 },
     #[error("unsupported version {version} of {api_key:?} (correlation id {correlation_id})")]
-    UnsupportedVersion {
-        api_key: ApiKey,
-        version: i16,
-        correlation_id: i32,
-    },
+    UnsupportedVersion { api_key: ApiKey, version: i16, correlation_id: i32 },
     #[error("malformed {api_key:?} v{version} request: {reason}")]
-    Malformed {
-        api_key: ApiKey,
-        version: i16,
-        reason: String,
-    },
+    Malformed { api_key: ApiKey, version: i16, reason: String },
 }
 
 /// Decodes one request frame. `supported` says which versions the broker implements.
-pub fn decode_request(
-    mut frame: Bytes,
-    supported: impl Fn(ApiKey, i16) -> bool,
-) -> Result<Request, FrameError> {
+pub fn decode_request(mut frame: Bytes, supported: impl Fn(ApiKey, i16) -> bool) -> Result<Request, FrameError> {
     if frame.len() < 8 {
         return Err(FrameError::TooShort(frame.len()));
     }
@@ -57,36 +46,19 @@ pub fn decode_request(
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
     let Ok(api_key) = ApiKey::try_from(api_key_raw) else {
-        return Err(FrameError::UnknownApiKey {
-            api_key: api_key_raw,
-            correlation_id,
-        });
+        return Err(FrameError::UnknownApiKey { api_key: api_key_raw, correlation_id });
     };
     if !supported(api_key, version) {
-        return Err(FrameError::UnsupportedVersion {
-            api_key,
-            version,
-            correlation_id,
-        });
+        return Err(FrameError::UnsupportedVersion { api_key, version, correlation_id });
     }
-    let malformed = |reason: String| FrameError::Malformed {
-        api_key,
-        version,
-        reason,
-    };
+    let malformed = |reason: String| FrameError::Malformed { api_key, version, reason };
     let header_version = api_key.request_header_version(version);
-    let header = RequestHeader::decode(&mut frame, header_version)
-        .map_err(|e| malformed(format!("header: {e:#}")))?;
-    let body = RequestKind::decode(api_key, &mut frame, version)
-        .map_err(|e| malformed(format!("body: {e:#}")))?;
+    let header = RequestHeader::decode(&mut frame, header_version).map_err(|e| malformed(format!("header: {e:#}")))?;
+    let body = RequestKind::decode(api_key, &mut frame, version).map_err(|e| malformed(format!("body: {e:#}")))?;
     if frame.has_remaining() {
         return Err(malformed(format!("{} trailing bytes", frame.remaining())));
     }
-    Ok(Request {
-        header,
-        api_key,
-        body,
-    })
+    Ok(Request { header, api_key, body })
 }
 
 /// Encodes a response frame, size prefix included. The ApiVersions response header is always

@@ -20,10 +20,7 @@ pub fn murmur2_kafka(key: &[u8]) -> i32 {
 /// The partition Kafka's default partitioner picks for `key` among `partition_count` partitions.
 /// Panics if `partition_count` is not positive (a topic always has at least one partition).
 pub fn partition_for_key(key: &[u8], partition_count: i32) -> PartitionId {
-    assert!(
-        partition_count > 0,
-        "partition count must be positive, got {partition_count}"
-    );
+    assert!(partition_count > 0, "partition count must be positive, got {partition_count}");
     let positive = murmur2::murmur2(key, murmur2::KAFKA_SEED) & TO_POSITIVE_MASK;
     let partition = positive % partition_count as u32;
     PartitionId(i32::try_from(partition).expect("below partition_count"))
@@ -39,10 +36,7 @@ mod tests {
         ("foobar", -790332482),
         ("a-little-bit-long-string", -985981536),
         ("a-little-bit-longer-string", -1486304829),
-        (
-            "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
-            -58897971,
-        ),
+        ("lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971),
         ("abc", 479470107),
     ];
 
@@ -59,18 +53,11 @@ mod tests {
             for partition_count in [1, 3, 6, 7, 100] {
                 let expected = (hash & 0x7fff_ffff) % partition_count;
                 let partition = partition_for_key(key.as_bytes(), partition_count);
-                assert_eq!(
-                    partition,
-                    PartitionId(expected),
-                    "key {key:?} of {partition_count}"
-                );
+                assert_eq!(partition, PartitionId(expected), "key {key:?} of {partition_count}");
             }
         }
         // "21" hashes negative: the sign bit is cleared, not the value negated.
-        assert_eq!(
-            partition_for_key(b"21", 1 << 30),
-            PartitionId(-973932308 & 0x3fff_ffff)
-        );
+        assert_eq!(partition_for_key(b"21", 1 << 30), PartitionId(-973932308 & 0x3fff_ffff));
     }
 
     #[test]

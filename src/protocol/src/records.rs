@@ -149,27 +149,16 @@ pub enum RecordsError {
 ///
 /// Panics if `records` is empty or its offset deltas are negative or not increasing: those are
 /// caller bugs. Fails only when a length does not fit Kafka's int32 fields.
-pub fn encode_batch(
-    records: &[Record],
-    codec: Compression,
-    options: &BatchOptions,
-) -> Result<Bytes, RecordsError> {
-    assert!(
-        !records.is_empty(),
-        "encode_batch needs at least one record"
-    );
+pub fn encode_batch(records: &[Record], codec: Compression, options: &BatchOptions) -> Result<Bytes, RecordsError> {
+    assert!(!records.is_empty(), "encode_batch needs at least one record");
     let mut offset_delta_previous = -1;
     let mut timestamp_delta_max = i64::MIN;
     for record in records {
-        assert!(
-            record.offset_delta > offset_delta_previous,
-            "offset deltas must increase"
-        );
+        assert!(record.offset_delta > offset_delta_previous, "offset deltas must increase");
         offset_delta_previous = record.offset_delta;
         timestamp_delta_max = timestamp_delta_max.max(record.timestamp_delta);
     }
-    let record_count =
-        i32::try_from(records.len()).map_err(|_| RecordsError::TooLarge("record count"))?;
+    let record_count = i32::try_from(records.len()).map_err(|_| RecordsError::TooLarge("record count"))?;
     let mut raw = Vec::new();
     for record in records {
         encode_record(record, &mut raw)?;
@@ -215,10 +204,7 @@ fn attributes_for(codec: Compression, options: &BatchOptions) -> i16 {
 /// Decodes the batch at the start of `batch`: verifies the header and CRC, decompresses into at
 /// most `limit_bytes`, and decodes every record. Uncompressed batches are not copied: keys and
 /// values are slices of `batch`.
-pub fn decode_batch(
-    batch: &Bytes,
-    limit_bytes: u64,
-) -> Result<(BatchHeader, Vec<Record>), RecordsError> {
+pub fn decode_batch(batch: &Bytes, limit_bytes: u64) -> Result<(BatchHeader, Vec<Record>), RecordsError> {
     let header = BatchHeader::parse_verified(batch)?;
     let raw = records_shared(&header, batch, limit_bytes)?;
     let capacity = (header.record_count as usize).min(raw.len() / RECORD_BYTES_MIN);
@@ -233,10 +219,7 @@ pub fn decode_batch(
 /// Decodes every whole batch in `buffer` (a Fetch response's records), each bounded by
 /// `limit_bytes`. A truncated batch at the end is skipped, as Kafka clients do: a broker may cut
 /// the last batch at the fetch's byte limit.
-pub fn decode_batches(
-    buffer: &Bytes,
-    limit_bytes: u64,
-) -> Result<Vec<(BatchHeader, Vec<Record>)>, RecordsError> {
+pub fn decode_batches(buffer: &Bytes, limit_bytes: u64) -> Result<Vec<(BatchHeader, Vec<Record>)>, RecordsError> {
     let mut batches = Vec::new();
     let mut position = 0;
     // Bounded: every iteration consumes at least one 61-byte header or stops.
@@ -270,32 +253,21 @@ pub fn validate_records(batch: &[u8], limit_bytes: u64) -> Result<BatchSummary, 
     walk_records(&header, &raw, |ranges| {
         if i64::from(ranges.offset_delta) != i64::from(index) {
             let offset_delta = ranges.offset_delta;
-            return Err(RecordsError::OffsetDeltaNotSequential {
-                index,
-                offset_delta,
-            });
+            return Err(RecordsError::OffsetDeltaNotSequential { index, offset_delta });
         }
         let timestamp = header.base_timestamp.wrapping_add(ranges.timestamp_delta);
         timestamp_max = timestamp_max.max(timestamp);
         index += 1;
         Ok(())
     })?;
-    Ok(BatchSummary {
-        header,
-        timestamp_max,
-        records_bytes: raw.len() as u64,
-    })
+    Ok(BatchSummary { header, timestamp_max, records_bytes: raw.len() as u64 })
 }
 
 /// Re-encodes the batch at the start of `batch` with the `target` codec, keeping every header
 /// field (base offset, leader epoch, producer identity, sequence, timestamps, other attribute
 /// bits) and the exact record bytes: the records are checked, then their decompressed bytes are
 /// compressed again, which is what decoding and re-encoding them would produce.
-pub fn recompress(
-    batch: &[u8],
-    target: Compression,
-    limit_bytes: u64,
-) -> Result<Vec<u8>, RecordsError> {
+pub fn recompress(batch: &[u8], target: Compression, limit_bytes: u64) -> Result<Vec<u8>, RecordsError> {
     let header = BatchHeader::parse_verified(batch)?;
     let raw = records_raw(&header, batch, limit_bytes)?;
     walk_records(&header, &raw, |_| Ok(()))?;
@@ -303,39 +275,22 @@ pub fn recompress(
     target_header.attributes = (header.attributes & !ATTRIBUTE_COMPRESSION_MASK) | target as i16;
     let output = build_batch(&target_header, &compression::compress(target, &raw));
     // Paired assertion (debug builds): the output verifies and keeps the record count.
-    debug_assert_eq!(
-        BatchHeader::parse_verified(&output).map(|h| h.record_count),
-        Ok(header.record_count)
-    );
+    debug_assert_eq!(BatchHeader::parse_verified(&output).map(|h| h.record_count), Ok(header.record_count));
     Ok(output)
 }
 
 /// The batch body's records, decompressed. Borrowed when the batch is uncompressed.
-fn records_raw<'a>(
-    header: &BatchHeader,
-    batch: &'a [u8],
-    limit_bytes: u64,
-) -> Result<Cow<'a, [u8]>, RecordsError> {
+fn records_raw<'a>(header: &BatchHeader, batch: &'a [u8], limit_bytes: u64) -> Result<Cow<'a, [u8]>, RecordsError> {
     let body = &batch[BATCH_HEADER_BYTES as usize..header.size_bytes() as usize];
-    let codec = header
-        .compression()
-        .expect("BatchHeader::parse rejects unknown codecs");
+    let codec = header.compression().expect("BatchHeader::parse rejects unknown codecs");
     if codec == Compression::None && body.len() as u64 <= limit_bytes {
         return Ok(Cow::Borrowed(body));
     }
-    Ok(Cow::Owned(compression::decompress(
-        codec,
-        body,
-        limit_bytes,
-    )?))
+    Ok(Cow::Owned(compression::decompress(codec, body, limit_bytes)?))
 }
 
 /// As [`records_raw`], as `Bytes` that share `batch` when it is uncompressed.
-fn records_shared(
-    header: &BatchHeader,
-    batch: &Bytes,
-    limit_bytes: u64,
-) -> Result<Bytes, RecordsError> {
+fn records_shared(header: &BatchHeader, batch: &Bytes, limit_bytes: u64) -> Result<Bytes, RecordsError> {
     match records_raw(header, batch, limit_bytes)? {
         Cow::Borrowed(body) => Ok(batch.slice_ref(body)),
         Cow::Owned(raw) => Ok(Bytes::from(raw)),
@@ -349,19 +304,13 @@ fn walk_records(
     raw: &[u8],
     mut visit: impl FnMut(RecordRanges) -> Result<(), RecordsError>,
 ) -> Result<(), RecordsError> {
-    let mut reader = Reader {
-        buf: raw,
-        position: 0,
-    };
+    let mut reader = Reader { buf: raw, position: 0 };
     let record_count = u32::try_from(header.record_count).expect("parse rejects negative counts");
     for index in 0..record_count {
         if reader.position == raw.len() {
-            return Err(RecordsError::RecordCountMismatch {
-                declared: header.record_count,
-            });
+            return Err(RecordsError::RecordCountMismatch { declared: header.record_count });
         }
-        let ranges = read_record(&mut reader)
-            .map_err(|reason| RecordsError::CorruptRecord { index, reason })?;
+        let ranges = read_record(&mut reader).map_err(|reason| RecordsError::CorruptRecord { index, reason })?;
         visit(ranges)?;
     }
     if reader.position != raw.len() {
@@ -378,14 +327,12 @@ fn encode_record(record: &Record, output: &mut Vec<u8>) -> Result<(), RecordsErr
         + varint_size(record.offset_delta)
         + nullable_size(record.key.as_deref())?
         + nullable_size(record.value.as_deref())?;
-    let header_count =
-        i32::try_from(record.headers.len()).map_err(|_| RecordsError::TooLarge("header count"))?;
+    let header_count = i32::try_from(record.headers.len()).map_err(|_| RecordsError::TooLarge("header count"))?;
     body_bytes += varint_size(header_count);
     for (key, value) in &record.headers {
         body_bytes += nullable_size(Some(key.as_bytes()))? + nullable_size(value.as_deref())?;
     }
-    let body_length =
-        i32::try_from(body_bytes).map_err(|_| RecordsError::TooLarge("record length"))?;
+    let body_length = i32::try_from(body_bytes).map_err(|_| RecordsError::TooLarge("record length"))?;
     let start = output.len();
     put_varint(output, body_length);
     output.push(0); // attributes
@@ -406,8 +353,7 @@ fn nullable_size(bytes: Option<&[u8]>) -> Result<usize, RecordsError> {
     match bytes {
         None => Ok(varint_size(-1)),
         Some(bytes) => {
-            let length =
-                i32::try_from(bytes.len()).map_err(|_| RecordsError::TooLarge("field length"))?;
+            let length = i32::try_from(bytes.len()).map_err(|_| RecordsError::TooLarge("field length"))?;
             Ok(varint_size(length) + bytes.len())
         }
     }
@@ -417,10 +363,7 @@ fn put_nullable(output: &mut Vec<u8>, bytes: Option<&[u8]>) {
     match bytes {
         None => put_varint(output, -1),
         Some(bytes) => {
-            put_varint(
-                output,
-                i32::try_from(bytes.len()).expect("checked by nullable_size"),
-            );
+            put_varint(output, i32::try_from(bytes.len()).expect("checked by nullable_size"));
             output.extend_from_slice(bytes);
         }
     }
@@ -440,10 +383,7 @@ impl RecordRanges {
     /// Materializes the record, slicing `raw` (no copies but the header keys).
     fn to_record(&self, raw: &Bytes) -> Result<Record, RecordsError> {
         let mut headers = Vec::with_capacity(self.header_count as usize);
-        let mut reader = Reader {
-            buf: &raw[..self.headers.end],
-            position: self.headers.start,
-        };
+        let mut reader = Reader { buf: &raw[..self.headers.end], position: self.headers.start };
         for _ in 0..self.header_count {
             let (key, value) = read_header(&mut reader).expect("validated by read_record");
             let key = std::str::from_utf8(&raw[key]).expect("validated by read_record");
@@ -464,17 +404,11 @@ impl RecordRanges {
 fn read_record(reader: &mut Reader<'_>) -> Result<RecordRanges, &'static str> {
     let length = reader.varint()?;
     let length = usize::try_from(length).map_err(|_| "negative record length")?;
-    let end = reader
-        .position
-        .checked_add(length)
-        .ok_or("record length overflows")?;
+    let end = reader.position.checked_add(length).ok_or("record length overflows")?;
     if end > reader.buf.len() {
         return Err("record extends past the batch");
     }
-    let mut inner = Reader {
-        buf: &reader.buf[..end],
-        position: reader.position,
-    };
+    let mut inner = Reader { buf: &reader.buf[..end], position: reader.position };
     let _attributes = inner.take(1)?;
     let timestamp_delta = inner.varlong()?;
     let offset_delta = inner.varint()?;
@@ -493,14 +427,7 @@ fn read_record(reader: &mut Reader<'_>) -> Result<RecordRanges, &'static str> {
     }
     reader.position = end;
     let headers = headers_start..end;
-    Ok(RecordRanges {
-        offset_delta,
-        timestamp_delta,
-        key,
-        value,
-        headers,
-        header_count,
-    })
+    Ok(RecordRanges { offset_delta, timestamp_delta, key, value, headers, header_count })
 }
 
 type HeaderRanges = (Range<usize>, Option<Range<usize>>);
@@ -519,10 +446,7 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn take(&mut self, length: usize) -> Result<Range<usize>, &'static str> {
-        let end = self
-            .position
-            .checked_add(length)
-            .ok_or("length overflows")?;
+        let end = self.position.checked_add(length).ok_or("length overflows")?;
         if end > self.buf.len() {
             return Err("field extends past the record");
         }
@@ -563,13 +487,8 @@ mod tests {
     use sluice_types::batch::set_base_offset;
 
     const LIMIT_BYTES: u64 = 1024 * 1024;
-    const CODECS: [Compression; 5] = [
-        Compression::None,
-        Compression::Gzip,
-        Compression::Snappy,
-        Compression::Lz4,
-        Compression::Zstd,
-    ];
+    const CODECS: [Compression; 5] =
+        [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
 
     fn record(offset_delta: i32, key: Option<&str>, value: Option<&str>) -> Record {
         Record {
@@ -627,9 +546,7 @@ mod tests {
 
     #[test]
     fn offsets_and_timestamps_are_absolute_after_the_broker_assigns_a_base_offset() {
-        let mut batch = encode_batch(&sample_records(), Compression::None, &producer_options())
-            .unwrap()
-            .to_vec();
+        let mut batch = encode_batch(&sample_records(), Compression::None, &producer_options()).unwrap().to_vec();
         set_base_offset(&mut batch, Offset(100));
         let (header, records) = decode_batch(&Bytes::from(batch), LIMIT_BYTES).unwrap();
         assert_eq!(records[2].offset(&header), Offset(102));
@@ -638,8 +555,7 @@ mod tests {
 
     #[test]
     fn uncompressed_decode_shares_the_input_buffer() {
-        let batch =
-            encode_batch(&sample_records(), Compression::None, &producer_options()).unwrap();
+        let batch = encode_batch(&sample_records(), Compression::None, &producer_options()).unwrap();
         let (_, records) = decode_batch(&batch, LIMIT_BYTES).unwrap();
         let value = records[3].value.as_ref().unwrap();
         let inside = batch.as_ptr_range().contains(&value.as_ptr());
@@ -648,26 +564,15 @@ mod tests {
 
     #[test]
     fn decoding_is_bounded_by_the_limit() {
-        let batch =
-            encode_batch(&sample_records(), Compression::Zstd, &producer_options()).unwrap();
+        let batch = encode_batch(&sample_records(), Compression::Zstd, &producer_options()).unwrap();
         let verdict = decode_batch(&batch, 50_000);
-        assert!(matches!(
-            verdict,
-            Err(RecordsError::Compression(
-                CompressionError::LimitExceeded { .. }
-            ))
-        ));
+        assert!(matches!(verdict, Err(RecordsError::Compression(CompressionError::LimitExceeded { .. }))));
     }
 
     #[test]
     fn decode_batches_skips_a_truncated_last_batch() {
         let first = encode_batch(&sample_records(), Compression::Lz4, &producer_options()).unwrap();
-        let second = encode_batch(
-            &[record(0, Some("a"), Some("b"))],
-            Compression::None,
-            &producer_options(),
-        )
-        .unwrap();
+        let second = encode_batch(&[record(0, Some("a"), Some("b"))], Compression::None, &producer_options()).unwrap();
         let mut buffer = first.to_vec();
         buffer.extend_from_slice(&second[..second.len() - 3]);
         let batches = decode_batches(&Bytes::from(buffer), LIMIT_BYTES).unwrap();
@@ -691,19 +596,13 @@ mod tests {
         let batch = encode_batch(&records, Compression::None, &producer_options()).unwrap();
         // lastOffsetDelta 2 with 2 records fails the header rule before the records are read.
         let verdict = validate_records(&batch, LIMIT_BYTES);
-        assert!(matches!(
-            verdict,
-            Err(RecordsError::Batch(BatchError::InvalidRecordCount { .. }))
-        ));
+        assert!(matches!(verdict, Err(RecordsError::Batch(BatchError::InvalidRecordCount { .. }))));
         // A batch whose header is consistent but whose records skip a delta.
         let raw = raw_records(&[record(0, None, Some("a")), record(2, None, Some("b"))]);
         let mut header = BatchHeader::template(2, 0);
         header.last_offset_delta = 1;
         let verdict = validate_records(&build_batch(&header, &raw), LIMIT_BYTES);
-        assert!(matches!(
-            verdict,
-            Err(RecordsError::OffsetDeltaNotSequential { index: 1, .. })
-        ));
+        assert!(matches!(verdict, Err(RecordsError::OffsetDeltaNotSequential { index: 1, .. })));
     }
 
     fn raw_records(records: &[Record]) -> Vec<u8> {
@@ -723,10 +622,7 @@ mod tests {
     fn count_mismatch_and_trailing_bytes_are_corrupt() {
         let raw = raw_records(&[record(0, None, Some("a")), record(1, None, Some("b"))]);
         let too_many = validate_records(&batch_around(&raw, 3), LIMIT_BYTES);
-        assert!(matches!(
-            too_many,
-            Err(RecordsError::RecordCountMismatch { declared: 3 })
-        ));
+        assert!(matches!(too_many, Err(RecordsError::RecordCountMismatch { declared: 3 })));
         let too_few = validate_records(&batch_around(&raw, 1), LIMIT_BYTES);
         assert!(matches!(too_few, Err(RecordsError::TrailingBytes { .. })));
     }
@@ -738,9 +634,7 @@ mod tests {
         raw.extend_from_slice(&[0, 0]);
         let verdict = validate_records(&batch_around(&raw, 1), LIMIT_BYTES);
         let reason = "record length does not match its fields";
-        assert!(
-            matches!(verdict, Err(RecordsError::CorruptRecord { index: 0, reason: r }) if r == reason)
-        );
+        assert!(matches!(verdict, Err(RecordsError::CorruptRecord { index: 0, reason: r }) if r == reason));
         let mut raw = raw_records(&[record(0, Some("key"), Some("value"))]);
         raw[4] = 0x7e; // key length 63: past the record's end
         assert!(validate_records(&batch_around(&raw, 1), LIMIT_BYTES).is_err());
@@ -759,12 +653,7 @@ mod tests {
 
     #[test]
     fn every_truncation_and_single_byte_corruption_is_an_error_not_a_panic() {
-        let batch = encode_batch(
-            &sample_records()[..3],
-            Compression::None,
-            &producer_options(),
-        )
-        .unwrap();
+        let batch = encode_batch(&sample_records()[..3], Compression::None, &producer_options()).unwrap();
         for length in 0..batch.len() {
             assert!(decode_batch(&batch.slice(..length), LIMIT_BYTES).is_err());
         }
@@ -782,12 +671,9 @@ mod tests {
 
     #[test]
     fn recompress_keeps_header_fields_and_records() {
-        let mut source = encode_batch(&sample_records(), Compression::Snappy, &producer_options())
-            .unwrap()
-            .to_vec();
+        let mut source = encode_batch(&sample_records(), Compression::Snappy, &producer_options()).unwrap().to_vec();
         set_base_offset(&mut source, Offset(77));
-        let (source_header, source_records) =
-            decode_batch(&Bytes::copy_from_slice(&source), LIMIT_BYTES).unwrap();
+        let (source_header, source_records) = decode_batch(&Bytes::copy_from_slice(&source), LIMIT_BYTES).unwrap();
         for target in CODECS {
             let output = recompress(&source, target, LIMIT_BYTES).unwrap();
             let (header, records) = decode_batch(&Bytes::from(output), LIMIT_BYTES).unwrap();
@@ -811,12 +697,7 @@ mod tests {
             timestamp_type: TimestampType::LogAppendTime,
             ..producer_options()
         };
-        let batch = encode_batch(
-            &[record(0, Some("\0\0\0\0"), None)],
-            Compression::None,
-            &options,
-        )
-        .unwrap();
+        let batch = encode_batch(&[record(0, Some("\0\0\0\0"), None)], Compression::None, &options).unwrap();
         let header = BatchHeader::parse_verified(&batch).unwrap();
         assert!(header.is_control() && header.is_transactional());
         assert_eq!(header.timestamp_type(), TimestampType::LogAppendTime);
@@ -862,19 +743,11 @@ mod tests {
                 timestamp: options.base_timestamp + record.timestamp_delta,
                 key: record.key.clone(),
                 value: record.value.clone(),
-                headers: record
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (k.clone().into(), v.clone()))
-                    .collect(),
+                headers: record.headers.iter().map(|(k, v)| (k.clone().into(), v.clone())).collect(),
             }
         }
 
-        fn kp_compress(
-            raw: &mut BytesMut,
-            out: &mut BytesMut,
-            codec: kp::Compression,
-        ) -> anyhow::Result<()> {
+        fn kp_compress(raw: &mut BytesMut, out: &mut BytesMut, codec: kp::Compression) -> anyhow::Result<()> {
             out.extend_from_slice(&compression::compress(from_kp_codec(codec), raw));
             Ok(())
         }
@@ -893,19 +766,14 @@ mod tests {
             for codec in CODECS {
                 let ours = encode_batch(&records, codec, &options).unwrap();
                 let mut theirs_view = ours.clone();
-                let decoded = kp::RecordBatchDecoder::decode_with_custom_compression(
-                    &mut theirs_view,
-                    Some(kp_decompress),
-                )
-                .unwrap();
+                let decoded =
+                    kp::RecordBatchDecoder::decode_with_custom_compression(&mut theirs_view, Some(kp_decompress))
+                        .unwrap();
                 let expected: Vec<_> = records.iter().map(|r| to_kp_record(r, &options)).collect();
                 assert_eq!(decoded.records, expected, "{}", codec.name());
 
                 let mut theirs = BytesMut::new();
-                let kp_options = kp::RecordEncodeOptions {
-                    version: 2,
-                    compression: to_kp_codec(codec),
-                };
+                let kp_options = kp::RecordEncodeOptions { version: 2, compression: to_kp_codec(codec) };
                 kp::RecordBatchEncoder::encode_with_custom_compression(
                     &mut theirs,
                     &expected,

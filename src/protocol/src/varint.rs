@@ -88,12 +88,7 @@ pub fn read_varlong(buf: &[u8], position: &mut usize) -> Result<i64, VarintError
 
 /// An unsigned base-128 value of at most `bytes_max` bytes whose value fits in `bits`. On error
 /// `*position` is unchanged.
-fn read_unsigned(
-    buf: &[u8],
-    position: &mut usize,
-    bytes_max: usize,
-    bits: u32,
-) -> Result<u64, VarintError> {
+fn read_unsigned(buf: &[u8], position: &mut usize, bytes_max: usize, bits: u32) -> Result<u64, VarintError> {
     let mut value = 0u64;
     for index in 0..bytes_max {
         let byte = *buf.get(*position + index).ok_or(VarintError::Truncated)?;
@@ -137,19 +132,7 @@ mod tests {
 
     #[test]
     fn varints_and_varlongs_round_trip_with_predicted_sizes() {
-        let samples = [
-            0i64,
-            1,
-            -1,
-            63,
-            -64,
-            64,
-            8191,
-            -8193,
-            1 << 31,
-            i64::MAX,
-            i64::MIN,
-        ];
+        let samples = [0i64, 1, -1, 63, -64, 64, 8191, -8193, 1 << 31, i64::MAX, i64::MIN];
         for value in samples {
             let mut output = Vec::new();
             put_varlong(&mut output, value);
@@ -176,19 +159,12 @@ mod tests {
         ];
         for (bytes, expected) in cases {
             let mut position = 0;
-            assert_eq!(
-                read_varint(bytes, &mut position),
-                Err(expected),
-                "{bytes:?}"
-            );
+            assert_eq!(read_varint(bytes, &mut position), Err(expected), "{bytes:?}");
             assert_eq!(position, 0);
         }
         let mut long = vec![0xff; 9];
         long.push(0x02); // bit 64
         let mut position = 0;
-        assert_eq!(
-            read_varlong(&long, &mut position),
-            Err(VarintError::Overflow)
-        );
+        assert_eq!(read_varlong(&long, &mut position), Err(VarintError::Overflow));
     }
 }

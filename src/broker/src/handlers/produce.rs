@@ -185,6 +185,9 @@ fn validate<D: Disk>(topic: &Topic<D>, records: Option<Bytes>) -> Result<BytesMu
     }
     validate_records(&records, RECORDS_DECOMPRESSED_BYTES_MAX)
         .map_err(|e| (error_code::CORRUPT_MESSAGE, e.to_string()))?;
+    // Which codec producers really send (tests use it to prove a codec reached the broker).
+    let codec = header.compression().map_or("unknown", |c| c.name());
+    metrics::counter!("sluice_produce_batches_total", "compression" => codec).increment(1);
     match topic.config.compression {
         Some(codec) if Some(codec) != header.compression() => {
             let recompressed = recompress(&records, codec, RECORDS_DECOMPRESSED_BYTES_MAX)

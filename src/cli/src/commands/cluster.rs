@@ -24,9 +24,7 @@ async fn info(client: &mut Client, format: OutputFormat) -> anyhow::Result<()> {
     // DescribeCluster knows fenced brokers' absence and is the source rpk uses; older brokers
     // lack it, and Metadata then says the same.
     let (cluster_id, controller_id, brokers) = match client.describe_cluster().await {
-        Ok(description) => {
-            (Some(description.cluster_id), description.controller_id, description.brokers)
-        }
+        Ok(description) => (Some(description.cluster_id), description.controller_id, description.brokers),
         Err(ClientError::UnsupportedVersion { .. }) => {
             (metadata.cluster_id.clone(), metadata.controller_id, metadata.brokers.clone())
         }

@@ -12,9 +12,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use clap::Args;
 use serde_json::json;
-use sluice_client::{
-    Client, ConsumerRecord, FetchOptions, Offset, OffsetSpec, PartitionId, TimestampType,
-};
+use sluice_client::{Client, ConsumerRecord, FetchOptions, Offset, OffsetSpec, PartitionId, TimestampType};
 
 use super::{OutputFormat, format_timestamp};
 
@@ -100,7 +98,12 @@ pub async fn run(client: &mut Client, args: ConsumeArgs, format: OutputFormat) -
                     stale = true;
                     continue;
                 }
-                anyhow::bail!("Fetch of {}-{} at offset {}: {error}", args.topic, part.partition, positions[&part.partition]);
+                anyhow::bail!(
+                    "Fetch of {}-{} at offset {}: {error}",
+                    args.topic,
+                    part.partition,
+                    positions[&part.partition]
+                );
             }
             for record in &part.records {
                 if args.count.is_some_and(|count| printed >= count) {
@@ -144,8 +147,7 @@ fn print_record(topic: &str, record: &ConsumerRecord, format: OutputFormat) {
         OutputFormat::Text => {
             let headers: Vec<String> =
                 record.headers.iter().map(|(key, value)| format!("{key}={}", text(value))).collect();
-            let headers =
-                if headers.is_empty() { String::new() } else { format!(" headers={}", headers.join(",")) };
+            let headers = if headers.is_empty() { String::new() } else { format!(" headers={}", headers.join(",")) };
             println!(
                 "partition={} offset={} timestamp={} key={}{headers} value={}",
                 record.partition,

@@ -175,9 +175,6 @@ mod tests {
         let exists = KafkaError { code: 36, message: None };
         let outcomes = [("a", None), ("b", Some(&exists))];
         let error = fail_on_errors("create topics", outcomes).unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "create topics failed for 1 of 2: b: TOPIC_ALREADY_EXISTS (error code 36)"
-        );
+        assert_eq!(error.to_string(), "create topics failed for 1 of 2: b: TOPIC_ALREADY_EXISTS (error code 36)");
     }
 }

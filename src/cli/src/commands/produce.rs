@@ -69,11 +69,8 @@ struct PartitionTotal {
 }
 
 pub async fn run(client: &mut Client, args: ProduceArgs, format: OutputFormat) -> anyhow::Result<()> {
-    let options = ProduceOptions {
-        acks: args.acks,
-        compression: args.compression,
-        partition: args.partition.map(PartitionId),
-    };
+    let options =
+        ProduceOptions { acks: args.acks, compression: args.compression, partition: args.partition.map(PartitionId) };
     let (sender, mut receiver) = mpsc::channel::<std::io::Result<String>>(LINE_CHANNEL_CAPACITY);
     std::thread::spawn(move || read_lines(sender));
     let mut totals: BTreeMap<PartitionId, PartitionTotal> = BTreeMap::new();
@@ -131,9 +128,7 @@ fn read_lines(sender: mpsc::Sender<std::io::Result<String>>) {
 
 /// Waits for the next lines to send: returns when a send limit is reached, when [`LINGER`]
 /// passes without a new line, or at end of input (`finished`).
-async fn next_chunk(
-    receiver: &mut mpsc::Receiver<std::io::Result<String>>,
-) -> anyhow::Result<(Vec<String>, bool)> {
+async fn next_chunk(receiver: &mut mpsc::Receiver<std::io::Result<String>>) -> anyhow::Result<(Vec<String>, bool)> {
     let mut lines = Vec::new();
     let mut bytes = 0;
     while lines.len() < LINES_PER_SEND_MAX && bytes < LINE_BYTES_PER_SEND_MAX {
@@ -160,9 +155,8 @@ async fn next_chunk(
 }
 
 fn to_record(line: String, key_separator: Option<&str>) -> ProduceRecord {
-    let split = key_separator.and_then(|separator| {
-        line.split_once(separator).map(|(key, value)| (key.to_owned(), value.to_owned()))
-    });
+    let split = key_separator
+        .and_then(|separator| line.split_once(separator).map(|(key, value)| (key.to_owned(), value.to_owned())));
     let (key, value) = match split {
         Some((key, value)) => (Some(Bytes::from(key)), Bytes::from(value)),
         None => (None, Bytes::from(line)),
@@ -184,7 +178,9 @@ fn report(topic: &str, totals: &BTreeMap<PartitionId, PartitionTotal>, format: O
                 ]);
             }
             print_table(&rows);
-            println!("Produced {record_count} records to {topic} ({} partitions).", totals.len());
+            let partition_count = totals.len();
+            let noun = if partition_count == 1 { "partition" } else { "partitions" };
+            println!("Produced {record_count} records to {topic} ({partition_count} {noun}).");
         }
         OutputFormat::Json => {
             let partitions: Vec<_> = totals

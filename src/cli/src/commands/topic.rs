@@ -5,14 +5,10 @@
 use clap::{Args, Subcommand};
 use serde_json::json;
 use sluice_client::{
-    Client, ClientError, ConfigChange, ConfigEntry, NewTopic, OffsetSpec, PartitionId, TopicMetadata,
-    TopicOutcome,
+    Client, ClientError, ConfigChange, ConfigEntry, NewTopic, OffsetSpec, PartitionId, TopicMetadata, TopicOutcome,
 };
 
-use super::{
-    OutputFormat, error_json, fail_on_errors, parse_key_value, print_json, print_table, status,
-    table,
-};
+use super::{OutputFormat, error_json, fail_on_errors, parse_key_value, print_json, print_table, status, table};
 
 #[derive(Debug, Subcommand)]
 pub enum TopicCommand {
@@ -21,9 +17,7 @@ pub enum TopicCommand {
     /// List topics.
     List,
     /// Show a topic's partitions (leader, replicas, ISR, offsets) and configs (with source).
-    Describe {
-        name: String,
-    },
+    Describe { name: String },
     /// Delete topics.
     Delete {
         #[arg(required = true)]
@@ -291,11 +285,8 @@ async fn alter_config(client: &mut Client, args: AlterConfigArgs, format: Output
     if args.sets.is_empty() && args.deletes.is_empty() {
         anyhow::bail!("nothing to change: give --set KEY=VALUE and/or --delete KEY");
     }
-    let mut changes: Vec<ConfigChange> = args
-        .sets
-        .iter()
-        .map(|(name, value)| ConfigChange::Set { name: name.clone(), value: value.clone() })
-        .collect();
+    let mut changes: Vec<ConfigChange> =
+        args.sets.iter().map(|(name, value)| ConfigChange::Set { name: name.clone(), value: value.clone() }).collect();
     changes.extend(args.deletes.iter().map(|name| ConfigChange::Delete { name: name.clone() }));
     let outcome = match client.alter_topic_configs(&args.name, &changes).await {
         Ok(()) => (args.name, Ok(())),
