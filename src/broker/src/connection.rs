@@ -180,6 +180,10 @@ async fn handle_frame<D: Disk, C: Clock>(
             encode(api_key, version, correlation_id, &body, started)
         })),
         Reply::NoResponse => Some(Box::pin(async { None })),
+        Reply::Close => {
+            tracing::debug!(%peer, "acks=0 produce failed; closing the connection as Kafka does");
+            None
+        }
     }
 }
 

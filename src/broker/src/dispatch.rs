@@ -2,7 +2,8 @@
 //!
 //! A handler runs its synchronous part before returning (so effects happen in arrival order)
 //! and returns either the response, a future of the response (for waits), or no response at
-//! all (Produce with acks=0, which Kafka never answers).
+//! all (Produce with acks=0, which Kafka never answers), or a request to close the connection
+//! (an acks=0 produce that failed: Kafka closes so the producer refreshes its metadata).
 
 use crate::handlers;
 use crate::state::BrokerState;
@@ -16,6 +17,8 @@ pub enum Reply {
     Ready(Box<ResponseKind>),
     Deferred(BoxFuture<'static, ResponseKind>),
     NoResponse,
+    /// Close the connection after answering what came before (acks=0 produce errors).
+    Close,
 }
 
 pub async fn dispatch<D: Disk, C: Clock>(state: &Arc<BrokerState<D, C>>, request: Request) -> Reply {

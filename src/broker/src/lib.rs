@@ -9,6 +9,7 @@
 //! `partition` -> `sluice_storage::PartitionLog`; durability through `flusher` (group commit).
 
 pub mod admin_http;
+pub mod allocator;
 pub mod config;
 mod connection;
 mod dispatch;

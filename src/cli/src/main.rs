@@ -6,6 +6,10 @@ mod serve;
 
 use clap::{Parser, Subcommand};
 
+/// Survives hostile array counts in Kafka frames (see `sluice_broker::allocator`).
+#[global_allocator]
+static ALLOCATOR: sluice_broker::allocator::LazyHugeAllocator = sluice_broker::allocator::LazyHugeAllocator;
+
 #[derive(Parser)]
 #[command(name = "sluice", version, about = "Sluice: a Kafka-compatible event streaming broker")]
 struct Cli {

@@ -65,7 +65,11 @@ pub async fn handle<D: Disk, C: Clock>(state: &Arc<BrokerState<D, C>>, request: 
         topics.push((name, outcomes));
     }
     if acks == 0 {
-        return Reply::NoResponse;
+        // Kafka protocol: an acks=0 producer gets no response; on an error the broker closes
+        // the connection so the producer notices and refreshes its metadata.
+        let failed =
+            topics.iter().any(|(_, outcomes)| outcomes.iter().any(|o| o.response.error_code != error_code::NONE));
+        return if failed { Reply::Close } else { Reply::NoResponse };
     }
     let timeout = Duration::from_millis((request.timeout_ms.max(0) as u64).min(PRODUCE_TIMEOUT_MS_MAX));
     if topics.iter().all(|(_, outcomes)| outcomes.iter().all(|o| o.wait.is_none())) {
@@ -163,7 +167,8 @@ async fn produce_partition<D: Disk, C: Clock>(
 fn validate<D: Disk>(topic: &Topic<D>, records: Option<Bytes>) -> Result<BytesMut, (i16, String)> {
     let records = records.filter(|r| !r.is_empty()).ok_or((error_code::CORRUPT_MESSAGE, "no records".to_string()))?;
     let header = BatchHeader::parse(&records).map_err(|error| match error {
-        BatchError::UnsupportedMagic(_) => (error_code::UNSUPPORTED_FOR_MESSAGE_FORMAT, error.to_string()),
+        // Kafka: Produce v3+ may only carry magic 2 batches (InvalidRecordException).
+        BatchError::UnsupportedMagic(_) => (error_code::INVALID_RECORD, error.to_string()),
         other => (error_code::CORRUPT_MESSAGE, other.to_string()),
     })?;
     if header.size_bytes() as usize != records.len() {

@@ -44,7 +44,7 @@ pub async fn create_topics<D: Disk, C: Clock>(
         let name = topic.name.0.to_string();
         let result = match create_one(state, &topic, request.validate_only).await {
             Ok((partitions, config, topic_id)) => {
-                let mut result = CreatableTopicResult::default().with_name(topic_name(&name));
+                let mut result = CreatableTopicResult::default().with_name(topic_name(&name)).with_error_message(None);
                 // Fields newer than the request's version must keep their defaults.
                 if version >= 5 {
                     result.num_partitions = partitions;
