@@ -29,6 +29,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
+/// Bytes of an undecodable frame shown in the warning (enough for the header and a bit more).
+const FRAME_LOG_PREFIX_BYTES: usize = 96;
+
 /// A response ready to encode, or `None` when the request gets no response (acks=0).
 type Pending = BoxFuture<'static, Option<Encoded>>;
 
@@ -157,7 +160,7 @@ async fn handle_frame<D: Disk, C: Clock>(
     peer: SocketAddr,
 ) -> Option<Pending> {
     let started = tokio::time::Instant::now();
-    let request = match decode_request(frame, is_supported) {
+    let request = match decode_request(frame.clone(), is_supported) {
         Ok(request) => request,
         Err(FrameError::UnsupportedVersion { api_key: ApiKey::ApiVersions, version, correlation_id }) => {
             tracing::debug!(%peer, version, "ApiVersions version unsupported; KIP-511 fallback");
@@ -165,10 +168,14 @@ async fn handle_frame<D: Disk, C: Clock>(
         }
         Err(error) => {
             metrics::counter!("sluice_request_errors_total", "reason" => "decode").increment(1);
-            tracing::warn!(%peer, %error, "bad request; closing connection");
+            let prefix: String = frame.iter().take(FRAME_LOG_PREFIX_BYTES).map(|b| format!("{b:02x}")).collect();
+            tracing::warn!(%peer, %error, frame_bytes = frame.len(), frame_prefix = %prefix, "bad request; closing connection");
             return None;
         }
     };
+    if request.trailing_bytes > 0 {
+        tracing::debug!(%peer, api = ?request.api_key, trailing_bytes = request.trailing_bytes, "request has trailing bytes (ignored, as Kafka does)");
+    }
     let api_key = request.api_key;
     let version = request.header.request_api_version;
     let correlation_id = request.header.correlation_id;

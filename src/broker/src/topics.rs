@@ -95,6 +95,10 @@ impl<D: Disk> TopicRegistry<D> {
     /// Loads topics.json, opens (recovers) every partition log, and deletes orphan partitions.
     pub async fn open<C: Clock>(disk: D, data_dir: &Path, clock: &C) -> Result<TopicRegistry<D>, TopicError> {
         disk.create_dir_all(data_dir).await.map_err(storage_error)?;
+        // A new directory's name is durable only once its parent is synced.
+        if let Some(parent) = data_dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            disk.sync_dir(parent).await.map_err(storage_error)?;
+        }
         let file: TopicsFile = match read_file(&disk, &data_dir.join(TOPICS_FILE)).await.map_err(storage_error)? {
             Some(bytes) => serde_json::from_slice(&bytes)
                 .unwrap_or_else(|error| panic!("{TOPICS_FILE} is corrupt ({error}); refusing to start")),

@@ -22,6 +22,8 @@ pub struct Request {
     pub header: RequestHeader,
     pub api_key: ApiKey,
     pub body: RequestKind,
+    /// Bytes after the decoded body (tolerated, as Kafka does).
+    pub trailing_bytes: u32,
 }
 
 /// Why a frame could not be decoded.
@@ -55,10 +57,11 @@ pub fn decode_request(mut frame: Bytes, supported: impl Fn(ApiKey, i16) -> bool)
     let header_version = api_key.request_header_version(version);
     let header = RequestHeader::decode(&mut frame, header_version).map_err(|e| malformed(format!("header: {e:#}")))?;
     let body = RequestKind::decode(api_key, &mut frame, version).map_err(|e| malformed(format!("body: {e:#}")))?;
-    if frame.has_remaining() {
-        return Err(malformed(format!("{} trailing bytes", frame.remaining())));
-    }
-    Ok(Request { header, api_key, body })
+    // Kafka reads the request struct and ignores what follows it, and clients rely on that:
+    // librdkafka 2.16's all-topics Metadata v12 carries 3 bytes after the body. So trailing
+    // bytes are not an error here either.
+    let trailing_bytes = frame.remaining() as u32;
+    Ok(Request { header, api_key, body, trailing_bytes })
 }
 
 /// Encodes a response frame, size prefix included. The ApiVersions response header is always

@@ -52,8 +52,13 @@ impl OffsetIndex {
 
     /// The position of the last indexed batch whose base offset is at or below `relative`.
     pub fn lookup(&self, relative_offset: u32) -> u32 {
+        self.floor(relative_offset).position
+    }
+
+    /// The last entry at or below `relative_offset` (the segment start when there is none).
+    pub fn floor(&self, relative_offset: u32) -> OffsetIndexEntry {
         let at = self.entries.partition_point(|e| e.relative_offset <= relative_offset);
-        if at == 0 { 0 } else { self.entries[at - 1].position }
+        if at == 0 { OffsetIndexEntry { relative_offset: 0, position: 0 } } else { self.entries[at - 1] }
     }
 
     pub fn encode(&self) -> Bytes {

@@ -23,6 +23,8 @@ mod log;
 mod producer_state;
 mod recovery;
 mod segment;
+mod segment_read;
+mod segment_scan;
 
 pub use checkpoint::{CHECKPOINT_FILE, Checkpoint};
 pub use config::{CleanupPolicy, LogConfig, SEGMENT_BYTES_MIN};

@@ -253,9 +253,15 @@ impl<D: Disk> PartitionLog<D> {
             return Ok(ReadResult::default());
         }
         let (_, segment) = self.segments.range(..=offset).next_back().expect("segment for offset");
-        let position = segment.position_of(offset).await?;
-        let records = segment.read_batches(position, max_bytes, max_offset).await?;
-        assert!(!records.is_empty(), "a read below the high watermark returns a batch");
+        let (position, base_offset) = segment.position_of(offset).await?;
+        let records = segment.read_batches(position, base_offset, max_bytes, max_offset, |o| self.epoch_of(o)).await?;
+        // Paired check: the first batch served must hold `offset` (the walk that found it read
+        // headers without their CRC; the bytes served were verified). An empty read below
+        // `max_offset` is corruption too.
+        let first = BatchHeader::parse_header_only(&records).ok();
+        if !first.is_some_and(|h| h.base_offset <= offset && offset < h.next_offset()) {
+            return Err(segment.corrupt(position, format!("no verified batch holds offset {offset}")));
+        }
         Ok(ReadResult { records })
     }
 
@@ -278,7 +284,11 @@ impl<D: Disk> PartitionLog<D> {
                 }
                 let usable = header.next_offset() > self.log_start_offset;
                 if usable && header.max_timestamp >= timestamp_ms {
-                    let batch = segment.read_batches(position, header.size_bytes(), max_offset).await?;
+                    let batch = segment
+                        .read_batches(position, header.base_offset, header.size_bytes(), max_offset, |o| {
+                            self.epoch_of(o)
+                        })
+                        .await?;
                     return Ok(Some(batch));
                 }
                 position += header.size_bytes();
@@ -299,7 +309,13 @@ impl<D: Disk> PartitionLog<D> {
                 break;
             }
             if header.max_timestamp == segment.max_timestamp_ms {
-                return Ok(Some(segment.read_batches(position, header.size_bytes(), max_offset).await?));
+                return Ok(Some(
+                    segment
+                        .read_batches(position, header.base_offset, header.size_bytes(), max_offset, |o| {
+                            self.epoch_of(o)
+                        })
+                        .await?,
+                ));
             }
             position += header.size_bytes();
         }
@@ -316,6 +332,12 @@ impl<D: Disk> PartitionLog<D> {
             .next()
             .map_or(self.log_end_offset, |(_, start)| *start);
         Some((*found, end))
+    }
+
+    /// The leader epoch the batch starting at `offset` must carry, from the epoch cache.
+    pub(crate) fn epoch_of(&self, offset: Offset) -> Option<Term> {
+        // Epoch start offsets increase with the epoch, and there are few epochs.
+        self.epochs.iter().rev().find(|(_, start)| **start <= offset).map(|(epoch, _)| *epoch)
     }
 
     /// The latest leader epoch written in the log, if any.

@@ -29,6 +29,11 @@ impl<D: Disk> PartitionLog<D> {
     /// Opens (creating if needed) the partition log in `dir` and recovers it.
     pub async fn open(disk: D, dir: &Path, config: LogConfig, now_ms: i64) -> Result<PartitionLog<D>, StorageError> {
         disk.create_dir_all(dir).await?;
+        // The directory's own name is durable only once its parent is synced (disk.rs contract);
+        // without this a crash can take the whole partition, fsynced batches included.
+        if let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            disk.sync_dir(parent).await?;
+        }
         let checkpoint = match Checkpoint::read(&disk, dir).await {
             Ok(found) => found,
             Err(StorageError::CorruptCheckpoint(why)) => {
@@ -56,8 +61,10 @@ impl<D: Disk> PartitionLog<D> {
             epochs: BTreeMap::new(),
             sealed_unsynced: Vec::new(),
         };
-        if log.segments.is_empty() {
-            let base = checkpoint.log_start_offset;
+        let last = log.segments.values().next_back();
+        if last.is_none_or(|segment| !segment.holes.is_empty()) {
+            // No segment, or the last one has holes: appends go to a fresh active segment.
+            let base = last.map_or(checkpoint.log_start_offset, |segment| segment.next_offset);
             let segment = Segment::create(&log.disk, dir, base, now_ms).await?;
             log.segments.insert(base, segment);
         }
@@ -82,6 +89,10 @@ impl<D: Disk> PartitionLog<D> {
         for segment in self.segments.values() {
             let mut position = 0u32;
             while position < segment.size_bytes {
+                if let Some(hole) = segment.hole_at_position(position) {
+                    position = hole.end_position; // Unknown content: no producer or epoch facts.
+                    continue;
+                }
                 let header = segment.header_at(position).await?;
                 self.producers.record(&header);
                 let term = header.partition_leader_epoch;
@@ -96,7 +107,8 @@ impl<D: Disk> PartitionLog<D> {
 }
 
 /// Opens every segment, verifying those from the recovery point on, and drops everything after
-/// the first gap, torn batch or corrupt batch.
+/// the first torn batch above the recovery point. Corruption below the recovery point marks a
+/// hole in its segment instead (`Segment::open`): acknowledged data around it is kept.
 async fn open_segments<D: Disk>(
     disk: &D,
     dir: &Path,
@@ -107,31 +119,41 @@ async fn open_segments<D: Disk>(
     let verify_from = bases.iter().rev().find(|base| **base <= recovery_point).copied();
     let mut segments: BTreeMap<Offset, Segment<D::File>> = BTreeMap::new();
     let mut truncated = false;
-    for base in bases {
+    for (index, base) in bases.iter().enumerate() {
         let expected = segments.values().next_back().map(|s| s.next_offset);
         let dense = expected.is_none_or(|next| next == *base);
         if truncated || !dense {
             tracing::warn!(dir = %dir.display(), base = base.0, "deleting segment after truncation point");
-            let (segment, _) = Segment::open(disk, dir, *base, false, now_ms).await?;
+            let (segment, _) = Segment::open(disk, dir, *base, false, Offset(0), None, now_ms).await?;
             segment.delete(disk).await?;
             truncated = true;
             continue;
         }
         let verify = verify_from.is_none_or(|from| *base >= from);
-        let (segment, outcome) = Segment::open(disk, dir, *base, verify, now_ms).await?;
+        let next_base = bases.get(index + 1).copied();
+        let (segment, outcome) = Segment::open(disk, dir, *base, verify, recovery_point, next_base, now_ms).await?;
+        for hole in segment.holes.values() {
+            tracing::error!(dir = %dir.display(), segment = base.0, from = hole.start_offset.0, to = hole.end_offset.0,
+                "durable data failed verification; these offsets will answer KAFKA_STORAGE_ERROR");
+        }
         if let Some(reason) = &outcome.stopped_by {
-            tracing::warn!(dir = %dir.display(), base = base.0, valid_bytes = outcome.valid_bytes, %reason, "truncated log tail");
+            tracing::warn!(dir = %dir.display(), base = base.0, valid_bytes = outcome.valid_bytes, %reason, "truncated torn log tail");
             truncated = true;
         }
-        if segment.is_empty() && segments.keys().next_back().is_some() && truncated {
+        if segment.is_empty() && segment.holes.is_empty() && !segments.is_empty() && truncated {
             segment.delete(disk).await?;
             continue;
         }
         segments.insert(*base, segment);
     }
     // An empty segment may only be the last one; drop empty ones left in the middle by a crash.
-    let empty_inner: Vec<Offset> =
-        segments.iter().rev().skip(1).filter(|(_, s)| s.is_empty()).map(|(base, _)| *base).collect();
+    let empty_inner: Vec<Offset> = segments
+        .iter()
+        .rev()
+        .skip(1)
+        .filter(|(_, s)| s.is_empty() && s.holes.is_empty())
+        .map(|(base, _)| *base)
+        .collect();
     for base in empty_inner {
         let segment = segments.remove(&base).expect("present");
         segment.delete(disk).await?;

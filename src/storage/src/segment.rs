@@ -1,16 +1,21 @@
 //! One log segment: a `.log` file of concatenated record batches and its two indexes.
 //!
+//! The walk that rebuilds a segment at open is in `segment_scan.rs`; verified reads are in
+//! `segment_read.rs`.
+//!
 //! Invariants:
 //! - `size_bytes` is the end of the last whole batch; batches tile `[0, size_bytes)` exactly.
 //! - Batches are in offset order and dense: each base offset is the previous next offset.
 //! - `next_offset` is one past the last record in the segment (`base_offset` when empty).
 
 use crate::error::StorageError;
-use crate::index::{OffsetIndex, OffsetIndexEntry, TimeIndex, TimeIndexEntry};
+use crate::index::{
+    OFFSET_INDEX_ENTRY_BYTES, OffsetIndex, OffsetIndexEntry, TIME_INDEX_ENTRY_BYTES, TimeIndex, TimeIndexEntry,
+};
 use bytes::Bytes;
 use sluice_io::{Disk, File, OpenOptions};
-use sluice_types::batch::BATCH_HEADER_BYTES;
 use sluice_types::{BatchHeader, Offset};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -45,6 +50,15 @@ pub struct ScanOutcome {
     pub stopped_by: Option<String>,
 }
 
+/// What the walk needs to tell a torn tail from corruption, and where a hole may end.
+#[derive(Clone, Copy, Debug)]
+pub struct WalkBounds {
+    /// Everything below it was durable: a bad batch there is corruption, not a torn write.
+    pub recovery_point: Offset,
+    /// The next segment's base offset, if there is a next segment.
+    pub end_offset: Option<Offset>,
+}
+
 pub struct Segment<F: File> {
     pub base_offset: Offset,
     pub next_offset: Offset,
@@ -55,10 +69,24 @@ pub struct Segment<F: File> {
     pub log: Arc<F>,
     offset_index_file: Arc<F>,
     time_index_file: Arc<F>,
-    offset_index: OffsetIndex,
-    time_index: TimeIndex,
+    pub(crate) offset_index: OffsetIndex,
+    pub(crate) time_index: TimeIndex,
     bytes_since_index_entry: u32,
     dir: PathBuf,
+    /// Stored ranges below the recovery point that failed verification at open, by start
+    /// offset: their offsets answer `CorruptStoredBatch`, everything around them is served.
+    /// Invariant: holes tile with batches (a hole ends where the next good batch begins), and
+    /// the active segment has none.
+    pub holes: BTreeMap<Offset, Hole>,
+}
+
+/// A damaged byte range of a segment and the offsets it held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hole {
+    pub start_offset: Offset,
+    pub end_offset: Offset,
+    pub start_position: u32,
+    pub end_position: u32,
 }
 
 impl<F: File> Segment<F> {
@@ -92,17 +120,24 @@ impl<F: File> Segment<F> {
             time_index: TimeIndex::default(),
             bytes_since_index_entry: 0,
             dir: dir.to_path_buf(),
+            holes: BTreeMap::new(),
         })
     }
 
-    /// Opens an existing segment. With `verify`, every batch is CRC-checked and the log is
-    /// truncated at the first invalid one (the torn tail after a crash); the indexes are rebuilt.
-    /// Without it, the indexes are trusted if they are consistent, and only headers are walked.
+    /// Opens an existing segment and rebuilds its in-memory state and indexes by walking it.
+    ///
+    /// With `verify`, every batch's CRC is checked; without, only headers are walked (segments
+    /// wholly below the recovery point). What a bad batch means depends on the recovery point
+    /// (everything below it was durable): at or above it, a torn tail, and the file is
+    /// truncated there; below it, corruption of acknowledged data, so the file is kept and the
+    /// bad range becomes a hole that ends where the next good batch begins (`segment_scan.rs`).
     pub async fn open<D: Disk<File = F>>(
         disk: &D,
         dir: &Path,
         base_offset: Offset,
         verify: bool,
+        recovery_point: Offset,
+        next_base: Option<Offset>,
         now_ms: i64,
     ) -> Result<(Segment<F>, ScanOutcome), StorageError> {
         let open = |ext: &'static str| {
@@ -125,86 +160,37 @@ impl<F: File> Segment<F> {
             time_index: TimeIndex::default(),
             bytes_since_index_entry: 0,
             dir: dir.to_path_buf(),
+            holes: BTreeMap::new(),
         };
-        let outcome = segment.rebuild(file_bytes, verify).await?;
-        if outcome.valid_bytes < file_bytes {
+        let bounds = WalkBounds { recovery_point, end_offset: next_base };
+        let mut outcome = segment.rebuild(file_bytes, verify, bounds).await;
+        if !verify && (outcome.stopped_by.is_some() || !segment.holes.is_empty()) {
+            // A header walk cannot tell which batch is bad (a flipped lastOffsetDelta shows up
+            // as a gap at the next batch): walk again checking CRCs to find the bad ones.
+            segment.reset();
+            outcome = segment.rebuild(file_bytes, true, bounds).await;
+        }
+        if outcome.stopped_by.is_some() && outcome.valid_bytes < file_bytes {
+            // A torn tail above the recovery point: it was never acknowledged.
             segment.log.set_len(u64::from(outcome.valid_bytes)).await?;
         }
         segment.write_indexes().await?;
         Ok((segment, outcome))
     }
 
-    /// Walks every batch in `[0, file_bytes)`, rebuilding offsets, timestamps and indexes.
-    async fn rebuild(&mut self, file_bytes: u32, verify: bool) -> Result<ScanOutcome, StorageError> {
-        let mut position = 0u32;
-        let mut stopped_by = None;
-        while position < file_bytes {
-            let chunk_bytes = (file_bytes - position).min(SCAN_CHUNK_BYTES);
-            let chunk = self.log.read_at(u64::from(position), chunk_bytes).await?;
-            let mut cursor = 0usize;
-            let mut progressed = false;
-            while cursor < chunk.len() {
-                let header = match BatchHeader::parse(&chunk[cursor..]) {
-                    Ok(header) => header,
-                    Err(sluice_types::BatchError::Truncated { needed, .. })
-                        if u64::from(position) + cursor as u64 + needed <= u64::from(file_bytes)
-                            && needed <= u64::from(BATCH_BYTES_MAX) =>
-                    {
-                        break; // The batch continues past this chunk: re-read from its start.
-                    }
-                    Err(error) => {
-                        stopped_by = Some(error.to_string());
-                        break;
-                    }
-                };
-                let end = cursor + header.size_bytes() as usize;
-                let expected = self.next_offset;
-                if header.base_offset != expected {
-                    stopped_by = Some(format!("offset {} where {expected} expected", header.base_offset));
-                    break;
-                }
-                if verify && let Err(error) = header.verify_crc(&chunk[cursor..end]) {
-                    stopped_by = Some(error.to_string());
-                    break;
-                }
-                self.record_batch(&header, position + cursor as u32);
-                cursor = end;
-                progressed = true;
-            }
-            position += cursor as u32;
-            if stopped_by.is_some() {
-                break;
-            }
-            if !progressed {
-                // A single batch larger than the chunk: read exactly that batch.
-                let head = self.log.read_at(u64::from(position), BATCH_HEADER_BYTES).await?;
-                let header = match BatchHeader::parse_header_only(&head) {
-                    Ok(h)
-                        if h.base_offset == self.next_offset
-                            && u64::from(position) + u64::from(h.size_bytes()) <= u64::from(file_bytes) =>
-                    {
-                        h
-                    }
-                    _ => {
-                        stopped_by = Some("invalid oversized batch".to_string());
-                        break;
-                    }
-                };
-                let batch = self.log.read_at(u64::from(position), header.size_bytes()).await?;
-                if verify && let Err(error) = header.verify_crc(&batch) {
-                    stopped_by = Some(error.to_string());
-                    break;
-                }
-                self.record_batch(&header, position);
-                position += header.size_bytes();
-            }
-        }
-        assert_eq!(position, self.size_bytes, "scan position and segment size disagree");
-        Ok(ScanOutcome { valid_bytes: position, stopped_by })
+    /// Forgets everything learned by a walk, to walk again.
+    fn reset(&mut self) {
+        self.next_offset = self.base_offset;
+        self.size_bytes = 0;
+        self.max_timestamp_ms = -1;
+        self.offset_index = OffsetIndex::default();
+        self.time_index = TimeIndex::default();
+        self.bytes_since_index_entry = 0;
+        self.holes.clear();
     }
 
     /// Updates the in-memory state for a batch written (or found) at `position`.
-    fn record_batch(&mut self, header: &BatchHeader, position: u32) -> (Option<Bytes>, Option<Bytes>) {
+    pub(crate) fn record_batch(&mut self, header: &BatchHeader, position: u32) -> (Option<Bytes>, Option<Bytes>) {
         assert_eq!(position, self.size_bytes, "batches must tile the segment");
         assert_eq!(header.base_offset, self.next_offset, "offsets must be dense");
         let relative_offset =
@@ -242,92 +228,26 @@ impl<F: File> Segment<F> {
         assert_eq!(batch.len() as u64, u64::from(header.size_bytes()));
         assert!(u64::from(self.size_bytes) + batch.len() as u64 <= u64::from(SEGMENT_BYTES_MAX));
         let position = self.size_bytes;
+        assert!(self.holes.is_empty(), "append to a segment with holes");
+        // The log write comes first: if it fails, nothing in memory changed, and the next
+        // append overwrites whatever part of it reached the file.
         self.log.write_at(u64::from(position), batch).await?;
         let (offset_entry, time_entry) = self.record_batch(header, position);
+        // Index files are derived (rebuilt at every open), so failing to extend one is no
+        // reason to fail an append whose batch is already in the log.
         if let Some(entry) = offset_entry {
-            let at = (self.offset_index.entries.len() as u64 - 1) * 8;
-            self.offset_index_file.write_at(at, entry).await?;
+            let at = (self.offset_index.entries.len() as u64 - 1) * u64::from(OFFSET_INDEX_ENTRY_BYTES);
+            if let Err(error) = self.offset_index_file.write_at(at, entry).await {
+                tracing::warn!(segment = %self.base_offset, %error, "offset index write failed; rebuilt at next open");
+            }
         }
         if let Some(entry) = time_entry {
-            let at = (self.time_index.entries.len() as u64 - 1) * 12;
-            self.time_index_file.write_at(at, entry).await?;
+            let at = (self.time_index.entries.len() as u64 - 1) * u64::from(TIME_INDEX_ENTRY_BYTES);
+            if let Err(error) = self.time_index_file.write_at(at, entry).await {
+                tracing::warn!(segment = %self.base_offset, %error, "time index write failed; rebuilt at next open");
+            }
         }
         Ok(())
-    }
-
-    /// The byte position of the batch containing `offset`, found from the index plus a scan of
-    /// at most one index interval of headers.
-    pub async fn position_of(&self, offset: Offset) -> Result<u32, StorageError> {
-        assert!(offset >= self.base_offset && offset < self.next_offset);
-        let relative_offset = u32::try_from(offset.0 - self.base_offset.0).expect("fits u32");
-        let mut position = self.offset_index.lookup(relative_offset);
-        loop {
-            let header = self.header_at(position).await?;
-            if header.next_offset() > offset {
-                return Ok(position);
-            }
-            position += header.size_bytes();
-            assert!(position < self.size_bytes, "offset {offset} not found in its segment");
-        }
-    }
-
-    /// The position of the first batch that may hold a record with timestamp >= `timestamp_ms`.
-    pub fn position_for_timestamp(&self, timestamp_ms: i64) -> u32 {
-        let relative_offset = self.time_index.lookup(timestamp_ms);
-        self.offset_index.lookup(relative_offset)
-    }
-
-    pub async fn header_at(&self, position: u32) -> Result<BatchHeader, StorageError> {
-        assert!(position < self.size_bytes);
-        let bytes = self.log.read_at(u64::from(position), BATCH_HEADER_BYTES).await?;
-        BatchHeader::parse_header_only(&bytes).map_err(|error| StorageError::CorruptStoredBatch {
-            offset: self.base_offset,
-            reason: format!("header at position {position}: {error}"),
-        })
-    }
-
-    /// Reads whole, CRC-verified batches starting at `position`: at least one batch (KIP-74),
-    /// then more while they fit in `max_bytes`, stopping before any batch at or past
-    /// `max_offset`.
-    pub async fn read_batches(&self, position: u32, max_bytes: u32, max_offset: Offset) -> Result<Bytes, StorageError> {
-        assert!(position <= self.size_bytes);
-        let available = self.size_bytes - position;
-        let mut want = available.min(max_bytes.max(BATCH_HEADER_BYTES));
-        let mut chunk = self.log.read_at(u64::from(position), want).await?;
-        let first = self.parse_stored(&chunk, position)?;
-        if first.size_bytes() > want {
-            want = first.size_bytes();
-            chunk = self.log.read_at(u64::from(position), want).await?;
-        }
-        // The batches served are a prefix of `chunk`: verify them, then slice (no copy).
-        let mut cursor = 0usize;
-        while cursor < chunk.len() {
-            let header = match BatchHeader::parse(&chunk[cursor..]) {
-                Ok(header) => header,
-                Err(sluice_types::BatchError::Truncated { .. }) if cursor > 0 => break,
-                Err(error) => return Err(self.corrupt(position + cursor as u32, error.to_string())),
-            };
-            if header.base_offset >= max_offset {
-                break;
-            }
-            let end = cursor + header.size_bytes() as usize;
-            header
-                .verify_crc(&chunk[cursor..end])
-                .map_err(|error| self.corrupt(position + cursor as u32, error.to_string()))?;
-            cursor = end;
-        }
-        Ok(chunk.slice(..cursor))
-    }
-
-    fn parse_stored(&self, chunk: &[u8], position: u32) -> Result<BatchHeader, StorageError> {
-        BatchHeader::parse_header_only(chunk).map_err(|error| self.corrupt(position, error.to_string()))
-    }
-
-    fn corrupt(&self, position: u32, reason: String) -> StorageError {
-        StorageError::CorruptStoredBatch {
-            offset: self.base_offset,
-            reason: format!("segment {} position {position}: {reason}", self.base_offset),
-        }
     }
 
     /// Makes the segment's log and indexes durable (used when it is sealed or flushed).
