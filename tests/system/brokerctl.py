@@ -259,7 +259,8 @@ def _cmd_wait_ready(a) -> int:
 
 
 def _cmd_check_admin(a) -> int:
-    """The admin HTTP surface: live, ready, and /metrics in Prometheus text format."""
+    """The admin HTTP surface: live, ready, /metrics in Prometheus text format, and proof that
+    every codec the client tests used arrived compressed with it."""
     base = f"http://127.0.0.1:{a.admin_port}"
     problems = []
     for path in ("/v1/status/live", "/v1/status/ready"):
@@ -285,6 +286,16 @@ def _cmd_check_admin(a) -> int:
                 break
         if samples == 0:
             problems.append("/metrics has no samples after client traffic")
+        # The client tests produce with every codec; prove each one reached the broker
+        # compressed (librdkafka quietly sends uncompressed batches when it thinks a broker
+        # cannot take a codec, so a passing read-back alone proves nothing about the codec).
+        for codec in ("none", "gzip", "snappy", "lz4", "zstd"):
+            needle = f'sluice_produce_batches_total{{compression="{codec}"}} '
+            counts = [float(line.split()[-1]) for line in body.splitlines() if line.startswith(needle)]
+            if not counts or counts[0] <= 0:
+                problems.append(f"no {codec} batch reached the broker (sluice_produce_batches_total)")
+            else:
+                print(f"  {codec}: {int(counts[0])} batches arrived with this codec")
     for p in problems:
         print(f"  - {p}")
     print(f"  admin HTTP: {'ok' if not problems else 'FAIL'}")
