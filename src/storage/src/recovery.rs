@@ -19,7 +19,7 @@ use crate::config::LogConfig;
 use crate::error::StorageError;
 use crate::log::PartitionLog;
 use crate::producer_state::ProducerStateTable;
-use crate::segment::{Segment, parse_segment_file_name};
+use crate::segment::{Segment, WalkBounds, parse_segment_file_name};
 use sluice_io::{Disk, File};
 use sluice_types::Offset;
 use std::collections::BTreeMap;
@@ -124,14 +124,16 @@ async fn open_segments<D: Disk>(
         let dense = expected.is_none_or(|next| next == *base);
         if truncated || !dense {
             tracing::warn!(dir = %dir.display(), base = base.0, "deleting segment after truncation point");
-            let (segment, _) = Segment::open(disk, dir, *base, false, Offset(0), None, now_ms).await?;
+            let (segment, _) = Segment::open(disk, dir, *base, false, WalkBounds::default(), now_ms).await?;
             segment.delete(disk).await?;
             truncated = true;
             continue;
         }
         let verify = verify_from.is_none_or(|from| *base >= from);
         let next_base = bases.get(index + 1).copied();
-        let (segment, outcome) = Segment::open(disk, dir, *base, verify, recovery_point, next_base, now_ms).await?;
+        let previous_epoch = segments.values().rev().find_map(|s| s.last_epoch);
+        let bounds = WalkBounds { recovery_point, end_offset: next_base, previous_epoch };
+        let (segment, outcome) = Segment::open(disk, dir, *base, verify, bounds, now_ms).await?;
         for hole in segment.holes.values() {
             tracing::error!(dir = %dir.display(), segment = base.0, from = hole.start_offset.0, to = hole.end_offset.0,
                 "durable data failed verification; these offsets will answer KAFKA_STORAGE_ERROR");

@@ -14,7 +14,7 @@ use crate::index::{
 };
 use bytes::Bytes;
 use sluice_io::{Disk, File, OpenOptions};
-use sluice_types::{BatchHeader, Offset};
+use sluice_types::{BatchHeader, Offset, Term};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -51,12 +51,14 @@ pub struct ScanOutcome {
 }
 
 /// What the walk needs to tell a torn tail from corruption, and where a hole may end.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct WalkBounds {
     /// Everything below it was durable: a bad batch there is corruption, not a torn write.
     pub recovery_point: Offset,
     /// The next segment's base offset, if there is a next segment.
     pub end_offset: Option<Offset>,
+    /// The leader epoch of the last good batch before this segment (epochs never decrease).
+    pub previous_epoch: Option<Term>,
 }
 
 pub struct Segment<F: File> {
@@ -78,6 +80,8 @@ pub struct Segment<F: File> {
     /// Invariant: holes tile with batches (a hole ends where the next good batch begins), and
     /// the active segment has none.
     pub holes: BTreeMap<Offset, Hole>,
+    /// The leader epoch of the last batch recorded (walked or appended).
+    pub last_epoch: Option<Term>,
 }
 
 /// A damaged byte range of a segment and the offsets it held.
@@ -121,6 +125,7 @@ impl<F: File> Segment<F> {
             bytes_since_index_entry: 0,
             dir: dir.to_path_buf(),
             holes: BTreeMap::new(),
+            last_epoch: None,
         })
     }
 
@@ -136,8 +141,7 @@ impl<F: File> Segment<F> {
         dir: &Path,
         base_offset: Offset,
         verify: bool,
-        recovery_point: Offset,
-        next_base: Option<Offset>,
+        bounds: WalkBounds,
         now_ms: i64,
     ) -> Result<(Segment<F>, ScanOutcome), StorageError> {
         let open = |ext: &'static str| {
@@ -161,8 +165,8 @@ impl<F: File> Segment<F> {
             bytes_since_index_entry: 0,
             dir: dir.to_path_buf(),
             holes: BTreeMap::new(),
+            last_epoch: None,
         };
-        let bounds = WalkBounds { recovery_point, end_offset: next_base };
         let mut outcome = segment.rebuild(file_bytes, verify, bounds).await;
         if !verify && (outcome.stopped_by.is_some() || !segment.holes.is_empty()) {
             // A header walk cannot tell which batch is bad (a flipped lastOffsetDelta shows up
@@ -187,6 +191,7 @@ impl<F: File> Segment<F> {
         self.time_index = TimeIndex::default();
         self.bytes_since_index_entry = 0;
         self.holes.clear();
+        self.last_epoch = None;
     }
 
     /// Updates the in-memory state for a batch written (or found) at `position`.
@@ -210,6 +215,7 @@ impl<F: File> Segment<F> {
             }
         }
         self.bytes_since_index_entry += header.size_bytes();
+        self.last_epoch = Some(header.partition_leader_epoch);
         self.size_bytes += header.size_bytes();
         self.next_offset = header.next_offset();
         (offset_entry, time_entry)

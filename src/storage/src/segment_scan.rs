@@ -11,8 +11,9 @@
 //!   of the log. With no such batch, the hole runs to the end of the segment.
 //!
 //! The partition leader epoch lies outside the CRC (Kafka's format), so a flipped epoch is
-//! caught by its order instead: epochs never decrease along a log, and a single batch whose
-//! epoch breaks that against both neighbours becomes a one-batch hole.
+//! caught by its order instead: epochs never decrease along a log. A batch whose epoch jumped
+//! above both neighbours becomes a one-batch hole; a batch whose epoch dropped is a bad batch
+//! like any other (torn tail or hole, by the recovery point).
 
 use crate::segment::{BATCH_BYTES_MAX, Hole, SCAN_CHUNK_BYTES, ScanOutcome, Segment, WalkBounds};
 use sluice_io::File;
@@ -22,7 +23,7 @@ use sluice_types::{BatchError, BatchHeader, Offset, Term};
 /// Bytes examined per read while looking for the next good batch after a corrupt one.
 const RESYNC_CHUNK_BYTES: u32 = 1024 * 1024;
 
-/// The last batches walked, for the epoch order rule: (start position, base offset, end
+/// The last two batches accepted, for the epoch order rule: (start position, base offset, end
 /// position, next offset, epoch).
 type Recent = (u32, Offset, u32, Offset, Term);
 
@@ -33,8 +34,9 @@ impl<F: File> Segment<F> {
         let mut recent: Vec<Recent> = Vec::new();
         // Bounded: every round consumes at least one batch or one hole, or stops.
         while self.size_bytes < file_bytes {
-            let step = match self.scan_chunk(file_bytes, verify, &mut recent).await {
-                Ok(0) => self.scan_oversized(file_bytes, verify, &mut recent).await,
+            let previous_epoch = bounds.previous_epoch;
+            let step = match self.scan_chunk(file_bytes, verify, &mut recent, previous_epoch).await {
+                Ok(0) => self.scan_oversized(file_bytes, verify, &mut recent, previous_epoch).await,
                 Ok(_) => Ok(()),
                 Err(reason) => Err(reason),
             };
@@ -46,7 +48,7 @@ impl<F: File> Segment<F> {
             tracing::error!(segment = %self.base_offset, position = self.size_bytes, offset = %self.next_offset, %reason,
                 "stored batch below the recovery point failed verification");
             self.skip_damage(file_bytes, bounds).await;
-            recent.clear();
+            // Keep `recent`: epochs after the hole must still not go below those before it.
         }
         ScanOutcome { valid_bytes: self.size_bytes, stopped_by }
     }
@@ -54,7 +56,13 @@ impl<F: File> Segment<F> {
     /// Walks the batches that lie wholly inside one chunk read at `size_bytes`. Returns the
     /// bytes consumed (0 when the first batch is larger than a chunk), or why it stopped
     /// (after recording every good batch before the bad one).
-    async fn scan_chunk(&mut self, file_bytes: u32, verify: bool, recent: &mut Vec<Recent>) -> Result<u32, String> {
+    async fn scan_chunk(
+        &mut self,
+        file_bytes: u32,
+        verify: bool,
+        recent: &mut Vec<Recent>,
+        previous_epoch: Option<Term>,
+    ) -> Result<u32, String> {
         let start = self.size_bytes;
         let chunk_bytes = (file_bytes - start).min(SCAN_CHUNK_BYTES);
         let chunk = self.log.read_at(u64::from(start), chunk_bytes).await.map_err(|e| format!("read error: {e}"))?;
@@ -73,6 +81,7 @@ impl<F: File> Segment<F> {
             };
             let end = cursor + header.size_bytes() as usize;
             self.check_batch(&header, verify.then(|| &chunk[cursor..end]))?;
+            self.check_epoch(&header, recent, previous_epoch)?;
             self.accept(&header, start + cursor as u32, recent);
             cursor = end;
         }
@@ -80,7 +89,13 @@ impl<F: File> Segment<F> {
     }
 
     /// Walks one batch larger than a scan chunk, reading exactly that batch.
-    async fn scan_oversized(&mut self, file_bytes: u32, verify: bool, recent: &mut Vec<Recent>) -> Result<(), String> {
+    async fn scan_oversized(
+        &mut self,
+        file_bytes: u32,
+        verify: bool,
+        recent: &mut Vec<Recent>,
+        previous_epoch: Option<Term>,
+    ) -> Result<(), String> {
         let position = self.size_bytes;
         let head =
             self.log.read_at(u64::from(position), BATCH_HEADER_BYTES).await.map_err(|e| format!("read error: {e}"))?;
@@ -99,6 +114,7 @@ impl<F: File> Segment<F> {
         } else {
             self.check_batch(&header, None)?;
         }
+        self.check_epoch(&header, recent, previous_epoch)?;
         self.accept(&header, position, recent);
         Ok(())
     }
@@ -114,21 +130,38 @@ impl<F: File> Segment<F> {
         Ok(())
     }
 
-    /// Records a good batch and applies the epoch order rule to the batch before it.
+    /// Records a good batch.
     fn accept(&mut self, header: &BatchHeader, position: u32, recent: &mut Vec<Recent>) {
         self.record_batch(header, position);
         recent.push((position, header.base_offset, self.size_bytes, self.next_offset, header.partition_leader_epoch));
-        if recent.len() > 3 {
+        if recent.len() > 2 {
             recent.remove(0);
         }
-        if let [(_, _, _, _, before), (start, base, end, next, middle), (_, _, _, _, after)] = recent[..]
-            && before <= after
-            && (middle < before || middle > after)
-        {
-            // Neighbours agree and the middle batch breaks the order: its epoch was flipped.
-            let hole = Hole { start_offset: base, end_offset: next, start_position: start, end_position: end };
-            tracing::error!(segment = %self.base_offset, offset = %base, epoch = middle.0, "stored batch has an impossible leader epoch");
-            self.holes.insert(base, hole);
+    }
+
+    /// Epochs never decrease along a log (Raft §5.3: a leader only appends in its own term,
+    /// which is newer than every earlier one). When this batch's epoch is below the previous
+    /// batch's, either the previous batch is an outlier whose epoch jumped above both of its
+    /// neighbours (then it becomes a one-batch hole and this batch is fine) or this batch is
+    /// bad (an error, handled like any bad batch: torn tail or hole).
+    fn check_epoch(&mut self, header: &BatchHeader, recent: &mut Vec<Recent>, previous_epoch: Option<Term>) -> Result<(), String> {
+        let current = header.partition_leader_epoch;
+        let last = recent.last().map(|r| r.4).or(previous_epoch);
+        let Some(last) = last.filter(|last| current < *last) else { return Ok(()) };
+        let before = match recent.len() {
+            0 => None,
+            1 => previous_epoch,
+            n => Some(recent[n - 2].4),
+        };
+        match (before, recent.last().copied()) {
+            (Some(before), Some((start, base, end, next, epoch))) if before <= current => {
+                tracing::error!(segment = %self.base_offset, offset = %base, epoch = epoch.0, "stored batch has an impossible leader epoch");
+                let hole = Hole { start_offset: base, end_offset: next, start_position: start, end_position: end };
+                self.holes.insert(base, hole);
+                recent.pop();
+                Ok(())
+            }
+            _ => Err(format!("leader epoch {} after {}: epochs never decrease", current.0, last.0)),
         }
     }
 

@@ -2,8 +2,9 @@
 //!
 //! - Reads return whole, CRC-verified batches from the batch containing the fetch offset; the
 //!   client skips records below its offset (Kafka does the same).
-//! - `partition_max_bytes` and the response `max_bytes` are soft limits: the first non-empty
-//!   partition always gets at least one whole batch (KIP-74).
+//! - `partition_max_bytes` and the response `max_bytes` (capped at `FETCH_RESPONSE_BYTES_MAX`,
+//!   Kafka's `fetch.max.bytes`) are soft limits: the first non-empty partition always gets at
+//!   least one whole batch (KIP-74).
 //! - When fewer than `min_bytes` are available, the request waits up to `max_wait_ms` and is
 //!   woken by a change of any involved partition's watermarks, never by a polling timer.
 //! - `isolation_level` read_committed reads below the last stable offset, which equals the high
@@ -13,7 +14,7 @@
 
 use super::topic_name;
 use crate::dispatch::Reply;
-use crate::limits::FETCH_WAIT_MS_MAX;
+use crate::limits::{FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX};
 use crate::partition::{Partition, SINGLE_NODE_LEADER_EPOCH, Watermarks};
 use crate::state::BrokerState;
 use bytes::Bytes;
@@ -65,7 +66,7 @@ pub async fn handle<D: Disk, C: Clock>(state: &Arc<BrokerState<D, C>>, request: 
                 (name, wanted)
             })
             .collect(),
-        max_bytes: request.max_bytes.max(0) as u32,
+        max_bytes: (request.max_bytes.max(0) as u32).min(FETCH_RESPONSE_BYTES_MAX),
         read_committed: request.isolation_level == 1,
         version,
     };
