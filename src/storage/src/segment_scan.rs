@@ -144,7 +144,12 @@ impl<F: File> Segment<F> {
     /// batch's, either the previous batch is an outlier whose epoch jumped above both of its
     /// neighbours (then it becomes a one-batch hole and this batch is fine) or this batch is
     /// bad (an error, handled like any bad batch: torn tail or hole).
-    fn check_epoch(&mut self, header: &BatchHeader, recent: &mut Vec<Recent>, previous_epoch: Option<Term>) -> Result<(), String> {
+    fn check_epoch(
+        &mut self,
+        header: &BatchHeader,
+        recent: &mut Vec<Recent>,
+        previous_epoch: Option<Term>,
+    ) -> Result<(), String> {
         let current = header.partition_leader_epoch;
         let last = recent.last().map(|r| r.4).or(previous_epoch);
         let Some(last) = last.filter(|last| current < *last) else { return Ok(()) };
