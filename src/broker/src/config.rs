@@ -26,6 +26,9 @@ pub struct BrokerConfig {
     pub retention_check_interval_ms: u64,
     /// `socket.request.max.bytes`.
     pub socket_request_max_bytes: u32,
+    /// `queued.max.request.bytes`: request bytes held in memory broker-wide. Invariant:
+    /// `>= socket_request_max_bytes` (any single allowed frame fits).
+    pub queued_max_request_bytes: u32,
 }
 
 impl BrokerConfig {
@@ -41,6 +44,7 @@ impl BrokerConfig {
             num_partitions: 1,
             retention_check_interval_ms: 300_000,
             socket_request_max_bytes: sluice_protocol::frame::REQUEST_FRAME_BYTES_MAX,
+            queued_max_request_bytes: crate::limits::REQUEST_BYTES_BUFFERED_MAX,
         }
     }
 

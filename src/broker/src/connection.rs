@@ -11,6 +11,10 @@
 //!
 //! Bad input closes only this connection: a frame over the size limit, a truncated frame, an
 //! unknown API key, an unsupported version (except ApiVersions: KIP-511) or an undecodable body.
+//!
+//! Memory is bounded: at most `IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX` requests per connection,
+//! and request bytes broker-wide within `REQUEST_BYTES_BUFFERED_MAX` (the reader waits for
+//! budget before reading a frame's body).
 
 use crate::dispatch::{Reply, dispatch};
 use crate::limits::{IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX, SHUTDOWN_DRAIN_MS_MAX};
@@ -27,7 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 /// Bytes of an undecodable frame shown in the warning (enough for the header and a bit more).
 const FRAME_LOG_PREFIX_BYTES: usize = 96;
@@ -51,17 +55,23 @@ pub async fn serve_connection<D: Disk, C: Clock>(
         tracing::debug!(%peer, %error, "set_nodelay failed");
     }
     let (reader, mut writer) = stream.into_split();
-    let (frames_tx, mut frames) = mpsc::channel::<Bytes>(IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX);
+    let (frames_tx, mut frames) = mpsc::channel::<Frame>(IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX);
     let frame_bytes_max = state.config.socket_request_max_bytes;
-    let reader_task = tokio::spawn(read_frames(reader, frames_tx, frame_bytes_max, peer));
+    let budget = state.request_bytes.clone();
+    let reader_task = tokio::spawn(read_frames(reader, frames_tx, frame_bytes_max, budget, peer));
     let mut in_flight: FuturesOrdered<Pending> = FuturesOrdered::new();
     let mut reading = true;
     loop {
         tokio::select! {
             frame = frames.recv(), if reading && in_flight.len() < IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX => {
-                let Some(frame) = frame else { reading = false; continue };
+                let Some((frame, permit)) = frame else { reading = false; continue };
                 match handle_frame(&state, frame, peer).await {
-                    Some(pending) => in_flight.push_back(pending),
+                    // The request's memory budget is returned once its response is ready.
+                    Some(pending) => in_flight.push_back(Box::pin(async move {
+                        let encoded = pending.await;
+                        drop(permit);
+                        encoded
+                    })),
                     None => reading = false,
                 }
             }
@@ -125,11 +135,16 @@ async fn write_response(writer: &mut tokio::net::tcp::OwnedWriteHalf, encoded: E
     true
 }
 
-/// Reads size-prefixed frames until EOF, an error, or a frame over the limit.
+/// A request frame and the share of the broker's request-byte budget it holds.
+type Frame = (Bytes, OwnedSemaphorePermit);
+
+/// Reads size-prefixed frames until EOF, an error, or a frame over the limit. Before reading a
+/// frame's body it takes the frame's size from the broker-wide budget, waiting if needed.
 async fn read_frames(
     mut reader: tokio::net::tcp::OwnedReadHalf,
-    frames: mpsc::Sender<Bytes>,
+    frames: mpsc::Sender<Frame>,
     frame_bytes_max: u32,
+    budget: Arc<Semaphore>,
     peer: SocketAddr,
 ) {
     loop {
@@ -141,13 +156,14 @@ async fn read_frames(
             tracing::warn!(%peer, size, limit = frame_bytes_max, "request frame over socket.request.max.bytes; closing");
             return;
         }
+        let Ok(permit) = budget.clone().acquire_many_owned(size.max(1)).await else { return };
         let mut frame = BytesMut::zeroed(size as usize);
         if let Err(error) = reader.read_exact(&mut frame).await {
             tracing::warn!(%peer, size, %error, "truncated request frame; closing");
             return;
         }
         metrics::counter!("sluice_bytes_received_total").increment(u64::from(size) + 4);
-        if frames.send(frame.freeze()).await.is_err() {
+        if frames.send((frame.freeze(), permit)).await.is_err() {
             return;
         }
     }

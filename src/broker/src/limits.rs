@@ -5,8 +5,12 @@ pub const CONNECTIONS_MAX: usize = 4096;
 /// Requests one connection may have decoded but not yet answered. Kafka itself processes one
 /// request per connection at a time; Sluice pipelines the waits (fsync, long-poll) up to this.
 pub const IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX: usize = 32;
-/// Bytes one connection may hold in decoded requests awaiting their turn.
-pub const CONNECTION_BUFFERED_BYTES_MAX: u64 = 256 * 1024 * 1024;
+/// Request bytes the whole broker holds in memory at once (read but not yet answered). A
+/// connection whose next frame does not fit waits before reading it, so a flood of large
+/// requests slows its senders down instead of exhausting memory (Kafka:
+/// `queued.max.request.bytes`). Must hold the largest allowed frame.
+pub const REQUEST_BYTES_BUFFERED_MAX: u32 = 512 * 1024 * 1024;
+const _: () = assert!(REQUEST_BYTES_BUFFERED_MAX >= sluice_protocol::frame::REQUEST_FRAME_BYTES_MAX);
 /// Topics the broker will hold.
 pub const TOPICS_MAX: usize = 100_000;
 /// Partitions one topic may have (Kafka has no hard limit; this keeps one request bounded).

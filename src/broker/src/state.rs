@@ -7,13 +7,15 @@
 
 use crate::config::BrokerConfig;
 use crate::flusher::FlushQueue;
-use crate::limits::PRODUCER_ID_BLOCK_SIZE;
+use crate::limits::{PRODUCER_ID_BLOCK_SIZE, REQUEST_BYTES_BUFFERED_MAX};
 use crate::topics::TopicRegistry;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sluice_io::{Clock, Disk, read_file, write_file_atomic};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use tokio::sync::Semaphore;
 
 const CLUSTER_FILE: &str = "cluster.json";
 
@@ -34,6 +36,8 @@ pub struct BrokerState<D: Disk, C: Clock> {
     producer_ids: tokio::sync::Mutex<ProducerIds>,
     /// True once start-up recovery finished and the listeners are up.
     pub ready: AtomicBool,
+    /// Permits for request bytes held in memory, `queued_max_request_bytes` in all.
+    pub request_bytes: Arc<Semaphore>,
 }
 
 struct ProducerIds {
@@ -72,6 +76,11 @@ impl<D: Disk, C: Clock> BrokerState<D, C> {
             config.node_id
         );
         let next = file.next_producer_id_block;
+        let queued_max_request_bytes = config.queued_max_request_bytes.min(REQUEST_BYTES_BUFFERED_MAX);
+        anyhow::ensure!(
+            queued_max_request_bytes >= config.socket_request_max_bytes,
+            "queued.max.request.bytes must hold one frame of socket.request.max.bytes"
+        );
         Ok(BrokerState {
             config,
             disk,
@@ -81,6 +90,7 @@ impl<D: Disk, C: Clock> BrokerState<D, C> {
             cluster_id: file.cluster_id.clone(),
             producer_ids: tokio::sync::Mutex::new(ProducerIds { next, block_end: next, file, path }),
             ready: AtomicBool::new(false),
+            request_bytes: Arc::new(Semaphore::new(queued_max_request_bytes as usize)),
         })
     }
 
