@@ -56,6 +56,7 @@ QUEUE_MESSAGES_MAX = 20_000  # in the client queue: bounds produce->ack latency 
 FETCH_TARGET_MB_S = 1000.0  # the 1 GB/s fetch target
 
 # Bounds on waits.
+LOADGEN_GRACE_SECONDS = 60.0  # a loadgen phase may run this long past its deadline (flush)
 BROKER_READY_SECONDS = 30.0
 BROKER_EXIT_SECONDS = 30.0
 ADMIN_SECONDS = 20.0
@@ -167,9 +168,11 @@ def process_cpu_seconds(pid: int) -> float:
 
 
 def own_cpu_seconds() -> float:
-    """This process's CPU seconds, librdkafka's threads included."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    """This process's CPU seconds, librdkafka's threads included, plus finished child processes
+    (the compiled load generator, when --loadgen is used)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 class Phase:
@@ -242,8 +245,24 @@ def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
     futures[topic].result(timeout=ADMIN_SECONDS)
 
 
-def produce(bootstrap: str, topic: str, partitions: int, records: int, seconds: float, phase: "Phase") -> dict:
+def run_loadgen(loadgen: str, mode: str, bootstrap: str, topic: str, partitions: int, records: int,
+                seconds: float) -> dict:
+    """One phase on the compiled load generator (bench/loadgen, librdkafka via the rdkafka crate):
+    the same librdkafka settings as the Python phases below, without an interpreter in the loop."""
+    done = subprocess.run([loadgen, mode, bootstrap, topic, str(partitions), str(records), str(seconds)],
+                          capture_output=True, text=True, timeout=seconds + LOADGEN_GRACE_SECONDS)
+    if done.returncode != 0:
+        raise RuntimeError(f"loadgen {mode} failed ({done.returncode}): {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def produce(bootstrap: str, topic: str, partitions: int, records: int, seconds: float, phase: "Phase",
+            loadgen: str | None = None) -> dict:
     """acks=all, open loop bounded by a client queue of QUEUE_MESSAGES_MAX records."""
+    if loadgen:
+        result = run_loadgen(loadgen, "produce", bootstrap, topic, partitions, records, seconds)
+        phase.stop()
+        return result
     stats: dict = {}
     sent_at = [collections.deque() for _ in range(partitions)]
     latencies: list[float] = []
@@ -309,7 +328,10 @@ def produce(bootstrap: str, topic: str, partitions: int, records: int, seconds: 
     }
 
 
-def consume(bootstrap: str, topic: str, partitions: int, records: int, seconds: float) -> dict:
+def consume(bootstrap: str, topic: str, partitions: int, records: int, seconds: float,
+            loadgen: str | None = None) -> dict:
+    if loadgen:
+        return run_loadgen(loadgen, "consume", bootstrap, topic, partitions, records, seconds)
     consumer = Consumer({
         "bootstrap.servers": bootstrap,
         "group.id": f"bench-{uuid.uuid4()}",  # unique: never waits on a stale member
@@ -455,6 +477,8 @@ def main() -> int:
                         help="fdatasync batch size for the disk figure (default: the average producer batch)")
     parser.add_argument("--perf", action="store_true", help="perf-record the broker in every phase (top symbols)")
     parser.add_argument("--keep-log", action="store_true")
+    parser.add_argument("--loadgen", default=None,
+                        help="path of bench/loadgen's binary: run produce and fetch on it instead of Python")
     args = parser.parse_args()
 
     log_path = os.path.join(tempfile.gettempdir(), f"sluice-bench-{os.getpid()}.log")
@@ -466,6 +490,8 @@ def main() -> int:
         fs = subprocess.run(["df", "-T", broker.data_dir], capture_output=True, text=True).stdout.splitlines()[-1]
         print(f"broker pid {broker.process.pid}: kafka {broker.bootstrap}, admin {broker.admin}, data {broker.data_dir}")
         print(f"  file system: {fs}")
+        client = f"bench/loadgen ({args.loadgen})" if args.loadgen else "confluent-kafka (Python)"
+        print(f"load generator: librdkafka via {client}")
         print(f"workload: {args.records} x {RECORD_BYTES} B records per topic, acks=all, linger.ms={LINGER_MS}, "
               f"batch.size={BATCH_BYTES}, deadline {args.seconds:.0f} s per phase")
         layouts = [("1 partition", 1)] + ([("6 partitions", 6)] if args.six else [])
@@ -474,13 +500,13 @@ def main() -> int:
             create_topic(broker.bootstrap, topic, partitions)
             m0 = broker.metrics()
             phase = Phase(broker.process.pid, args.perf, f"produce {label}")
-            produced = produce(broker.bootstrap, topic, partitions, args.records, args.seconds, phase)
+            produced = produce(broker.bootstrap, topic, partitions, args.records, args.seconds, phase, args.loadgen)
             m1 = broker.metrics()
             produce_broker = broker_view(m0, m1, produced["seconds"])
             print_produce(label, produced, produce_broker)
             phase.finish()
             phase = Phase(broker.process.pid, args.perf, f"fetch {label}")
-            consumed = consume(broker.bootstrap, topic, partitions, produced["acked"], args.seconds)
+            consumed = consume(broker.bootstrap, topic, partitions, produced["acked"], args.seconds, args.loadgen)
             phase.stop()
             m2 = broker.metrics()
             consume_broker = broker_view(m1, m2, consumed["seconds"])

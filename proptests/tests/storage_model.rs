@@ -23,14 +23,12 @@
 
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
-use sluice_io::sim_disk::{SimDisk, SimDiskConfig, SimFile};
-use sluice_io::{Disk, File, OpenOptions};
+use sluice_io::sim_disk::{CrashableDisk, SimDisk, SimDiskConfig};
+use sluice_io::{Disk, File};
 use sluice_storage::{LogConfig, PartitionLog, StorageError};
 use sluice_types::batch::{batches, build_batch, set_base_offset, set_partition_leader_epoch};
 use sluice_types::{BatchHeader, Offset, Term};
-use std::io;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
 
 const NOW_MS: i64 = 1_700_000_000_000;
 const TERM: Term = Term(1);
@@ -210,150 +208,6 @@ fn stamped(batch: &BytesMut, base_offset: Offset) -> Appended {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A disk that can lose power in the middle of an operation.
-// ---------------------------------------------------------------------------------------------
-
-/// `Some(n)`: the power fails before the (n+1)-th disk operation from now; `crashed`: it did,
-/// and this process is dead.
-#[derive(Debug, Default)]
-struct GateState {
-    ops_before_crash: Option<u16>,
-    crashed: bool,
-}
-
-struct Gate {
-    sim: SimDisk,
-    state: Mutex<GateState>,
-}
-
-impl Gate {
-    fn pass(&self) -> io::Result<()> {
-        let mut state = self.state.lock().expect("gate lock");
-        if state.crashed {
-            return Err(io::Error::other("crash point: the process is dead"));
-        }
-        match state.ops_before_crash {
-            Some(0) => {
-                self.sim.crash();
-                state.crashed = true;
-                Err(io::Error::other("crash point: power failed"))
-            }
-            Some(ops) => {
-                state.ops_before_crash = Some(ops - 1);
-                Ok(())
-            }
-            None => Ok(()),
-        }
-    }
-}
-
-/// One process incarnation's view of the `SimDisk`.
-#[derive(Clone)]
-struct CrashableDisk {
-    gate: Arc<Gate>,
-}
-
-impl CrashableDisk {
-    fn boot(sim: &SimDisk) -> CrashableDisk {
-        CrashableDisk { gate: Arc::new(Gate { sim: sim.clone(), state: Mutex::new(GateState::default()) }) }
-    }
-
-    fn arm(&self, disk_ops: u16) {
-        self.gate.state.lock().expect("gate lock").ops_before_crash = Some(disk_ops);
-    }
-
-    /// Cancels a crash that has not struck yet.
-    fn disarm(&self) {
-        self.gate.state.lock().expect("gate lock").ops_before_crash = None;
-    }
-
-    fn crashed(&self) -> bool {
-        self.gate.state.lock().expect("gate lock").crashed
-    }
-
-    fn sim(&self) -> &SimDisk {
-        &self.gate.sim
-    }
-}
-
-struct CrashableFile {
-    inner: SimFile,
-    gate: Arc<Gate>,
-}
-
-impl File for CrashableFile {
-    async fn read_at(&self, offset: u64, len: u32) -> io::Result<Bytes> {
-        self.gate.pass()?;
-        self.inner.read_at(offset, len).await
-    }
-
-    async fn write_at(&self, offset: u64, data: Bytes) -> io::Result<()> {
-        self.gate.pass()?;
-        self.inner.write_at(offset, data).await
-    }
-
-    async fn len(&self) -> io::Result<u64> {
-        self.gate.pass()?;
-        self.inner.len().await
-    }
-
-    async fn set_len(&self, len: u64) -> io::Result<()> {
-        self.gate.pass()?;
-        self.inner.set_len(len).await
-    }
-
-    async fn sync_data(&self) -> io::Result<()> {
-        self.gate.pass()?;
-        self.inner.sync_data().await
-    }
-}
-
-impl Disk for CrashableDisk {
-    type File = CrashableFile;
-
-    async fn open(&self, path: &Path, options: OpenOptions) -> io::Result<CrashableFile> {
-        self.gate.pass()?;
-        let inner = self.sim().open(path, options).await?;
-        Ok(CrashableFile { inner, gate: self.gate.clone() })
-    }
-
-    async fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        self.gate.pass()?;
-        self.sim().create_dir_all(path).await
-    }
-
-    async fn list_dir(&self, path: &Path) -> io::Result<Vec<PathBuf>> {
-        self.gate.pass()?;
-        self.sim().list_dir(path).await
-    }
-
-    async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.gate.pass()?;
-        self.sim().rename(from, to).await
-    }
-
-    async fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.gate.pass()?;
-        self.sim().remove_file(path).await
-    }
-
-    async fn remove_dir(&self, path: &Path) -> io::Result<()> {
-        self.gate.pass()?;
-        self.sim().remove_dir(path).await
-    }
-
-    async fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        self.gate.pass()?;
-        self.sim().sync_dir(path).await
-    }
-
-    async fn exists(&self, path: &Path) -> io::Result<bool> {
-        self.gate.pass()?;
-        self.sim().exists(path).await
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // The system under test, driven in lockstep with the model.
 // ---------------------------------------------------------------------------------------------
 
@@ -432,7 +286,7 @@ impl System {
                 Ok(())
             }
             Op::CrashDuringNext { disk_ops } => {
-                self.disk.arm(disk_ops);
+                self.disk.arm(u64::from(disk_ops));
                 Ok(())
             }
             Op::Reopen => {
@@ -495,7 +349,7 @@ impl System {
         self.log = None;
         self.disk = CrashableDisk::boot(&self.sim);
         if let Some(disk_ops) = during_recovery {
-            self.disk.arm(disk_ops);
+            self.disk.arm(u64::from(disk_ops));
         }
         let log = match self.open().await {
             Ok(log) => log,

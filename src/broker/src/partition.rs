@@ -16,6 +16,19 @@ use tokio::sync::{Mutex, MutexGuard, watch};
 /// The leader epoch of every partition on a single node (no elections yet).
 pub const SINGLE_NODE_LEADER_EPOCH: Term = Term(0);
 
+/// KIP-320 fencing of a request's `current_leader_epoch` (-1 = not given): a client that knows
+/// a newer epoch than ours gets UNKNOWN_LEADER_EPOCH (it must wait for us), an older one gets
+/// FENCED_LEADER_EPOCH (it must refresh its metadata). `None` when the epoch is acceptable.
+pub fn leader_epoch_error(current_leader_epoch: i32) -> Option<i16> {
+    use sluice_protocol::error_code::{FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH};
+    let ours = SINGLE_NODE_LEADER_EPOCH.0;
+    match current_leader_epoch {
+        requested if requested < 0 || requested == ours => None,
+        requested if requested > ours => Some(UNKNOWN_LEADER_EPOCH),
+        _ => Some(FENCED_LEADER_EPOCH),
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Watermarks {
     pub log_start_offset: Offset,

@@ -31,9 +31,12 @@
 //! [`SIM_FILE_BYTES_MAX`]; pending ops per file and per directory are bounded (the oldest is
 //! written back beyond the bound, as the kernel would).
 
+mod crash_point;
 mod inode;
 mod namespace;
 mod state;
+
+pub use crash_point::{CrashableDisk, CrashableFile};
 
 use crate::disk::{Disk, File, OpenOptions};
 use bytes::Bytes;

@@ -100,26 +100,34 @@ impl<F: File> Segment<F> {
         base_offset: Offset,
         now_ms: i64,
     ) -> Result<Segment<F>, StorageError> {
-        let open = |ext: &'static str| {
-            let path = dir.join(segment_file_name(base_offset, ext));
-            async move { disk.open(&path, OpenOptions::CREATE).await }
-        };
-        let log = open("log").await?;
-        let offset_index_file = open("index").await?;
-        let time_index_file = open("timeindex").await?;
-        for file in [&log, &offset_index_file, &time_index_file] {
+        let segment = Segment::open_files(disk, dir, base_offset, now_ms).await?;
+        for file in [&segment.log, &segment.offset_index_file, &segment.time_index_file] {
             file.set_len(0).await?;
         }
         disk.sync_dir(dir).await?;
+        Ok(segment)
+    }
+
+    /// Opens (creating if missing) the segment's three files, with empty in-memory state.
+    async fn open_files<D: Disk<File = F>>(
+        disk: &D,
+        dir: &Path,
+        base_offset: Offset,
+        now_ms: i64,
+    ) -> Result<Segment<F>, StorageError> {
+        let open = |ext: &'static str| {
+            let path = dir.join(segment_file_name(base_offset, ext));
+            async move { disk.open(&path, OpenOptions::CREATE).await.map(Arc::new) }
+        };
         Ok(Segment {
             base_offset,
             next_offset: base_offset,
             size_bytes: 0,
             max_timestamp_ms: -1,
             created_wall_ms: now_ms,
-            log: Arc::new(log),
-            offset_index_file: Arc::new(offset_index_file),
-            time_index_file: Arc::new(time_index_file),
+            log: open("log").await?,
+            offset_index_file: open("index").await?,
+            time_index_file: open("timeindex").await?,
             offset_index: OffsetIndex::default(),
             time_index: TimeIndex::default(),
             bytes_since_index_entry: 0,
@@ -144,29 +152,9 @@ impl<F: File> Segment<F> {
         bounds: WalkBounds,
         now_ms: i64,
     ) -> Result<(Segment<F>, ScanOutcome), StorageError> {
-        let open = |ext: &'static str| {
-            let path = dir.join(segment_file_name(base_offset, ext));
-            async move { disk.open(&path, OpenOptions::CREATE).await }
-        };
-        let log = Arc::new(open("log").await?);
-        let file_bytes = log.len().await?;
+        let mut segment = Segment::open_files(disk, dir, base_offset, now_ms).await?;
+        let file_bytes = segment.log.len().await?;
         let file_bytes = u32::try_from(file_bytes.min(u64::from(SEGMENT_BYTES_MAX))).expect("clamped to u32");
-        let mut segment = Segment {
-            base_offset,
-            next_offset: base_offset,
-            size_bytes: 0,
-            max_timestamp_ms: -1,
-            created_wall_ms: now_ms,
-            log,
-            offset_index_file: Arc::new(open("index").await?),
-            time_index_file: Arc::new(open("timeindex").await?),
-            offset_index: OffsetIndex::default(),
-            time_index: TimeIndex::default(),
-            bytes_since_index_entry: 0,
-            dir: dir.to_path_buf(),
-            holes: BTreeMap::new(),
-            last_epoch: None,
-        };
         let mut outcome = segment.rebuild(file_bytes, verify, bounds).await;
         if !verify && (outcome.stopped_by.is_some() || !segment.holes.is_empty()) {
             // A header walk cannot tell which batch is bad (a flipped lastOffsetDelta shows up

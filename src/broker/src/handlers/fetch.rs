@@ -15,7 +15,7 @@
 use super::topic_name;
 use crate::dispatch::Reply;
 use crate::limits::{FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX};
-use crate::partition::{Partition, SINGLE_NODE_LEADER_EPOCH, Watermarks};
+use crate::partition::{Partition, Watermarks, leader_epoch_error};
 use crate::state::BrokerState;
 use bytes::Bytes;
 use futures::future::select_all;
@@ -144,14 +144,7 @@ async fn read_partition<D: Disk>(
     let Some(partition) = &want.partition else {
         return data.with_error_code(error_code::UNKNOWN_TOPIC_OR_PARTITION);
     };
-    // KIP-320: a client with a newer epoch waits for us; an older one is fenced.
-    let epoch = SINGLE_NODE_LEADER_EPOCH.0;
-    if want.current_leader_epoch >= 0 && want.current_leader_epoch != epoch {
-        let code = if want.current_leader_epoch > epoch {
-            error_code::UNKNOWN_LEADER_EPOCH
-        } else {
-            error_code::FENCED_LEADER_EPOCH
-        };
+    if let Some(code) = leader_epoch_error(want.current_leader_epoch) {
         return data.with_error_code(code);
     }
     let marks = partition.watermarks();

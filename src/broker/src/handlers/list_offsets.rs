@@ -10,7 +10,7 @@
 //! OffsetForLeaderEpoch answers from the log's epoch cache (KIP-101, KIP-279, KIP-320).
 
 use super::topic_name;
-use crate::partition::{Partition, SINGLE_NODE_LEADER_EPOCH};
+use crate::partition::{Partition, SINGLE_NODE_LEADER_EPOCH, leader_epoch_error};
 use crate::state::BrokerState;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
@@ -47,12 +47,7 @@ pub async fn handle<D: Disk, C: Clock>(
                 partitions.push(base.with_error_code(error_code::UNKNOWN_TOPIC_OR_PARTITION));
                 continue;
             };
-            if wanted.current_leader_epoch >= 0 && wanted.current_leader_epoch != SINGLE_NODE_LEADER_EPOCH.0 {
-                let code = if wanted.current_leader_epoch > SINGLE_NODE_LEADER_EPOCH.0 {
-                    error_code::UNKNOWN_LEADER_EPOCH
-                } else {
-                    error_code::FENCED_LEADER_EPOCH
-                };
+            if let Some(code) = leader_epoch_error(wanted.current_leader_epoch) {
                 partitions.push(base.with_error_code(code));
                 continue;
             }
@@ -117,12 +112,7 @@ pub async fn offset_for_leader_epoch<D: Disk, C: Clock>(
                 partitions.push(base.with_error_code(error_code::UNKNOWN_TOPIC_OR_PARTITION));
                 continue;
             };
-            if wanted.current_leader_epoch >= 0 && wanted.current_leader_epoch != SINGLE_NODE_LEADER_EPOCH.0 {
-                let code = if wanted.current_leader_epoch > SINGLE_NODE_LEADER_EPOCH.0 {
-                    error_code::UNKNOWN_LEADER_EPOCH
-                } else {
-                    error_code::FENCED_LEADER_EPOCH
-                };
+            if let Some(code) = leader_epoch_error(wanted.current_leader_epoch) {
                 partitions.push(base.with_error_code(code));
                 continue;
             }
