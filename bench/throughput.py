@@ -414,6 +414,18 @@ def disk_figure(directory: str, batch_bytes: int) -> dict:
     }
 
 
+def bracket(before: dict, after: dict) -> dict:
+    """The disk figure for a phase: the mean of the measurements just before and just after it."""
+    mb_s = (before["mb_s"] + after["mb_s"]) / 2
+    return {**before, "mb_s": mb_s, "mib_s": mb_s * MB / MIB, "before_mb_s": before["mb_s"], "after_mb_s": after["mb_s"]}
+
+
+def print_disk(label: str, disk: dict) -> None:
+    print(f"  disk ({label}): {disk['batches']} x ({disk['batch_bytes']:,} B write + fdatasync) in "
+          f"{disk['seconds']:.2f} s: {disk['mib_s']:.1f} MiB/s ({disk['mb_s']:.1f} MB/s); "
+          f"per batch p50 {disk['p50_ms']:.2f} ms, p99 {disk['p99_ms']:.2f} ms")
+
+
 def broker_view(before: str, after: str, seconds: float) -> dict:
     """Deltas of the broker's own counters over a phase."""
     def delta(name: str) -> float:
@@ -498,6 +510,11 @@ def main() -> int:
         for label, partitions in layouts:
             topic = f"bench-{partitions}p-{uuid.uuid4().hex[:8]}"
             create_topic(broker.bootstrap, topic, partitions)
+            # The disk figure for this layout brackets its produce phase (before and after): this
+            # VM's fsync speed drifts by 4x over a run (a host write cache fills), so only
+            # measurements under the same conditions make the ratio meaningful.
+            disk_here = disk_figure(broker.data_dir, args.disk_batch_bytes or BATCH_BYTES)
+            print_disk(f"before produce {label}", disk_here)
             m0 = broker.metrics()
             phase = Phase(broker.process.pid, args.perf, f"produce {label}")
             produced = produce(broker.bootstrap, topic, partitions, args.records, args.seconds, phase, args.loadgen)
@@ -505,6 +522,9 @@ def main() -> int:
             produce_broker = broker_view(m0, m1, produced["seconds"])
             print_produce(label, produced, produce_broker)
             phase.finish()
+            disk_after = disk_figure(broker.data_dir, args.disk_batch_bytes or BATCH_BYTES)
+            print_disk(f"after produce {label}", disk_after)
+            disk_here = bracket(disk_here, disk_after)
             phase = Phase(broker.process.pid, args.perf, f"fetch {label}")
             consumed = consume(broker.bootstrap, topic, partitions, produced["acked"], args.seconds, args.loadgen)
             phase.stop()
@@ -527,7 +547,7 @@ def main() -> int:
             raw_produce_broker = broker_view(m3, broker.metrics(), raw_produced["seconds"])
             print_raw_produce(label, raw_produced, raw_produce_broker)
             phase.finish()
-            summary_rows.append((label, produced, produce_broker, consumed, raw, raw_produced))
+            summary_rows.append((label, produced, produce_broker, consumed, raw, raw_produced, disk_here))
 
         # The disk figure, batch size = what the producer actually sent (or as told).
         first = summary_rows[0][1]
@@ -535,9 +555,7 @@ def main() -> int:
                                                    summary_rows[0][2]["batch_bytes_avg"] or BATCH_BYTES)
         disk = disk_figure(broker.data_dir, batch_bytes)
         batch_source = "--disk-batch-bytes" if args.disk_batch_bytes else "average librdkafka batch of the 1-partition run"
-        print(f"  disk: {disk['batches']} x ({batch_bytes:,} B write + fdatasync) in {disk['seconds']:.2f} s: "
-              f"{disk['mib_s']:.1f} MiB/s ({disk['mb_s']:.1f} MB/s); per batch p50 {disk['p50_ms']:.2f} ms, "
-              f"p99 {disk['p99_ms']:.2f} ms")
+        print_disk("at the end, batch = average librdkafka batch", disk)
     finally:
         exit_code = broker.stop()
         if exit_code == 0 and not args.keep_log:
@@ -547,12 +565,14 @@ def main() -> int:
     print()
     print("=" * 100)
     print("SUMMARY  (MB = 10^6 B, MiB = 2^20 B; client and broker share this machine's cores)")
-    print(f"  disk figure: sequential write + fdatasync per {disk['batch_bytes']:,} B batch ({batch_source}): "
-          f"{disk['mib_s']:.1f} MiB/s = {disk['mb_s']:.1f} MB/s")
-    for label, produced, _, consumed, raw, raw_produced in summary_rows:
-        ratio = produced["mb_s"] / disk["mb_s"] if disk["mb_s"] else float("nan")
-        raw_ratio = raw_produced["mb_s"] / disk["mb_s"] if disk["mb_s"] else float("nan")
-        print(f"  {label:>12}: produce   {produced['mb_s']:7.1f} MB/s {produced['records_s']:>10,.0f} rec/s  "
+    print(f"  disk at the end of the run: write + fdatasync per {disk['batch_bytes']:,} B batch ({batch_source}): "
+          f"{disk['mib_s']:.1f} MiB/s = {disk['mb_s']:.1f} MB/s (for comparison; ratios use the figure per layout)")
+    for label, produced, _, consumed, raw, raw_produced, disk_here in summary_rows:
+        print(f"  {label:>12}: disk      {disk_here['mb_s']:7.1f} MB/s  (write + fdatasync per {disk_here['batch_bytes']:,} B: "
+              f"mean of {disk_here['before_mb_s']:.0f} before and {disk_here['after_mb_s']:.0f} after this produce phase)")
+        ratio = produced["mb_s"] / disk_here["mb_s"] if disk_here["mb_s"] else float("nan")
+        raw_ratio = raw_produced["mb_s"] / disk_here["mb_s"] if disk_here["mb_s"] else float("nan")
+        print(f"  {'':>12}  produce   {produced['mb_s']:7.1f} MB/s {produced['records_s']:>10,.0f} rec/s  "
               f"p50 {produced['p50_ms']:6.2f} ms p99 {produced['p99_ms']:7.2f} ms  | produce/disk = {ratio:.2f}")
         print(f"  {'':>12}  raw prod. {raw_produced['mb_s']:7.1f} MB/s {raw_produced['records_s']:>10,.0f} rec/s  "
               f"p50 {raw_produced['p50_ms']:6.2f} ms p99 {raw_produced['p99_ms']:7.2f} ms  | produce/disk = {raw_ratio:.2f} "
@@ -564,7 +584,7 @@ def main() -> int:
     print(f"  broker exit code after SIGTERM: {exit_code}" + ("" if exit_code == 0 else f" (log kept: {log_path})"))
     print("=" * 100)
     failed = exit_code != 0 or any(p["errors"] or p["acked"] < p["produced"] or c["received"] < p["acked"]
-                                   or r["received"] < p["acked"] or rp["errors"] for _, p, _, c, r, rp in summary_rows)
+                                   or r["received"] < p["acked"] or rp["errors"] for _, p, _, c, r, rp, _ in summary_rows)
     return 1 if failed else 0
 
 
