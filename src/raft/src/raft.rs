@@ -1,0 +1,341 @@
+//! `Raft`: one replica's consensus state machine. Role dispatch and the inputs live here;
+//! elections are in `election.rs`, the leader's replication in `replication.rs`.
+//!
+//! Sans-IO: `step` takes an input and returns ordered effects (see `effect.rs` for the
+//! contract). Nothing here reads a clock, draws randomness or does I/O: time is `Tick`, and
+//! the randomized election timeout arrives with each tick, drawn by the shell's seeded RNG.
+
+use crate::config::Config;
+use crate::effect::{Effect, HardState, Role};
+use crate::message::{EntryKind, EntryMeta, Envelope, LogPosition, Message};
+use crate::progress::Progress;
+use crate::raft_log::RaftLog;
+use sluice_types::{NodeId, Offset, Term};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// One unit of time. `randomized_election_timeout_ticks` is a fresh random draw in
+    /// `[election_timeout_ticks_min, 2 * election_timeout_ticks_min)`, used when the election
+    /// timer is next reset (Raft §5.2: randomized timeouts).
+    Tick {
+        randomized_election_timeout_ticks: u32,
+    },
+    Receive(Envelope),
+    /// The local log is durable up to `index`.
+    Persisted {
+        index: Offset,
+    },
+    /// Retention or DeleteRecords moved the local log start (committed prefix only).
+    LogStartMoved {
+        log_start: Offset,
+    },
+    /// Leader: hand leadership to `to` (Raft thesis §3.10).
+    TransferLeadership {
+        to: NodeId,
+    },
+    /// Start an election now (bootstrap and tests).
+    Campaign,
+}
+
+/// Why a proposal was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProposeError {
+    NotLeader {
+        leader: Option<NodeId>,
+    },
+    /// A leadership transfer is in progress.
+    Transferring,
+    /// Too many entries are not yet committed.
+    Backpressure,
+}
+
+pub struct Raft {
+    pub(crate) config: Config,
+    pub(crate) hard: HardState,
+    pub(crate) role: Role,
+    pub(crate) leader: Option<NodeId>,
+    pub(crate) voters: BTreeSet<NodeId>,
+    pub(crate) learners: BTreeSet<NodeId>,
+    pub(crate) log: RaftLog,
+    pub(crate) election_elapsed_ticks: u32,
+    pub(crate) election_timeout_ticks: u32,
+    pub(crate) next_election_timeout_ticks: u32,
+    pub(crate) heartbeat_elapsed_ticks: u32,
+    /// Candidate and pre-candidate: the answers so far.
+    pub(crate) votes: BTreeMap<NodeId, bool>,
+    /// Leader: every other member's progress.
+    pub(crate) progress: BTreeMap<NodeId, Progress>,
+    /// Leader: a transfer in progress, and ticks since it began.
+    pub(crate) transfer: Option<(NodeId, u32)>,
+    pub(crate) effects: Vec<Effect>,
+}
+
+impl Raft {
+    /// A replica restarting with its persisted hard state and log. It starts as a follower (or
+    /// learner) that knows no leader.
+    pub fn new(
+        config: Config,
+        voters: BTreeSet<NodeId>,
+        learners: BTreeSet<NodeId>,
+        hard: HardState,
+        log: RaftLog,
+    ) -> Raft {
+        config.validate();
+        assert!(voters.is_disjoint(&learners), "a member is a voter or a learner, not both");
+        log.validate();
+        let role = if learners.contains(&config.id) { Role::Learner } else { Role::Follower };
+        let timeout = config.election_timeout_ticks_min;
+        Raft {
+            config,
+            hard,
+            role,
+            leader: None,
+            voters,
+            learners,
+            log,
+            election_elapsed_ticks: 0,
+            election_timeout_ticks: timeout,
+            next_election_timeout_ticks: timeout,
+            heartbeat_elapsed_ticks: 0,
+            votes: BTreeMap::new(),
+            progress: BTreeMap::new(),
+            transfer: None,
+            effects: Vec::new(),
+        }
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.config.id
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn term(&self) -> Term {
+        self.hard.term
+    }
+
+    pub fn hard_state(&self) -> HardState {
+        self.hard
+    }
+
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    pub fn log(&self) -> &RaftLog {
+        &self.log
+    }
+
+    pub fn voters(&self) -> &BTreeSet<NodeId> {
+        &self.voters
+    }
+
+    /// The commit index: the high watermark.
+    pub fn committed(&self) -> Offset {
+        self.log.committed()
+    }
+
+    pub(crate) fn quorum(&self) -> usize {
+        self.voters.len() / 2 + 1
+    }
+
+    /// Every other member (voters and learners), in id order.
+    pub(crate) fn peers(&self) -> Vec<NodeId> {
+        self.voters.iter().chain(self.learners.iter()).copied().filter(|id| *id != self.config.id).collect()
+    }
+
+    pub(crate) fn emit(&mut self, effect: Effect) {
+        self.effects.push(effect);
+    }
+
+    pub(crate) fn send(&mut self, to: NodeId, message: Message) {
+        let envelope = Envelope { from: self.config.id, to, message };
+        self.emit(Effect::Send(envelope));
+    }
+
+    /// Feeds one input; returns the effects it produced, in order.
+    pub fn step(&mut self, input: Input) -> Vec<Effect> {
+        match input {
+            Input::Tick { randomized_election_timeout_ticks } => {
+                self.next_election_timeout_ticks =
+                    randomized_election_timeout_ticks.max(self.config.election_timeout_ticks_min);
+                self.tick();
+            }
+            Input::Receive(envelope) => self.receive(envelope),
+            Input::Persisted { index } => {
+                self.log.mark_persisted(index);
+                if self.role == Role::Leader {
+                    self.maybe_commit();
+                }
+            }
+            Input::LogStartMoved { log_start } => self.log.move_start(log_start),
+            Input::TransferLeadership { to } => self.start_transfer(to),
+            Input::Campaign => {
+                if self.role != Role::Learner && self.role != Role::Leader && self.voters.contains(&self.config.id) {
+                    self.campaign(false);
+                }
+            }
+        }
+        self.check_invariants();
+        std::mem::take(&mut self.effects)
+    }
+
+    /// Leader: appends a producer batch covering `offsets` offsets. Returns the entry (its
+    /// index is the batch's last offset; the shell stamps base offset `index - offsets + 1` and
+    /// leader epoch `term`) and the effects (the Append, then replication).
+    pub fn propose(&mut self, offsets: u32, size_bytes: u32) -> Result<(EntryMeta, Vec<Effect>), ProposeError> {
+        assert!(offsets > 0, "a batch covers at least one offset");
+        if self.role != Role::Leader {
+            return Err(ProposeError::NotLeader { leader: self.leader });
+        }
+        if self.transfer.is_some() {
+            return Err(ProposeError::Transferring);
+        }
+        let uncommitted = self.log.entries().filter(|e| e.index > self.log.committed()).count();
+        if uncommitted >= self.config.uncommitted_entries_max as usize {
+            return Err(ProposeError::Backpressure);
+        }
+        let entry = self.append_own(EntryKind::Data, offsets, size_bytes);
+        self.broadcast_append();
+        self.check_invariants();
+        Ok((entry, std::mem::take(&mut self.effects)))
+    }
+
+    /// Appends an entry created by this leader at the end of its log.
+    pub(crate) fn append_own(&mut self, kind: EntryKind, offsets: u32, size_bytes: u32) -> EntryMeta {
+        assert_eq!(self.role, Role::Leader);
+        let index = Offset(self.log.last().index.0 + i64::from(offsets));
+        let entry = EntryMeta { index, term: self.hard.term, kind, size_bytes };
+        self.log.append(&[entry]);
+        self.emit(Effect::Append { entries: vec![entry] });
+        entry
+    }
+
+    fn tick(&mut self) {
+        self.election_elapsed_ticks += 1;
+        match self.role {
+            Role::Leader => self.tick_leader(),
+            Role::Learner => {}
+            Role::Follower | Role::PreCandidate | Role::Candidate => {
+                let is_voter = self.voters.contains(&self.config.id);
+                if is_voter && self.election_elapsed_ticks >= self.election_timeout_ticks {
+                    self.campaign(false);
+                }
+            }
+        }
+    }
+
+    /// Moves to `term` as a follower (or learner) of `leader`, persisting the new term.
+    pub(crate) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        assert!(term >= self.hard.term, "terms never go back");
+        if term > self.hard.term {
+            self.hard = HardState { term, voted_for: None };
+            self.emit(Effect::PersistHardState(self.hard));
+        }
+        let role = if self.learners.contains(&self.config.id) { Role::Learner } else { Role::Follower };
+        let changed = self.role != role || self.leader != leader;
+        self.role = role;
+        self.leader = leader;
+        self.votes.clear();
+        self.progress.clear();
+        self.transfer = None;
+        self.reset_election_timer();
+        if changed {
+            self.emit(Effect::LeaderChanged { leader, term: self.hard.term, role });
+        }
+    }
+
+    pub(crate) fn reset_election_timer(&mut self) {
+        self.election_elapsed_ticks = 0;
+        self.election_timeout_ticks = self.next_election_timeout_ticks;
+    }
+
+    fn receive(&mut self, envelope: Envelope) {
+        let Envelope { from, to, message } = envelope;
+        assert_eq!(to, self.config.id, "message delivered to the wrong replica");
+        let term = message.term();
+        if term > self.hard.term && !self.handle_higher_term(from, &message) {
+            return;
+        }
+        if term < self.hard.term {
+            self.handle_stale(from, &message);
+            return;
+        }
+        match message {
+            Message::PreVote { term, last } => self.handle_pre_vote(from, term, last),
+            Message::Vote { term, last, .. } => self.handle_vote(from, term, last),
+            Message::PreVoteResponse { granted, .. } => self.handle_vote_response(from, granted, true),
+            Message::VoteResponse { granted, .. } => self.handle_vote_response(from, granted, false),
+            Message::AppendEntries { prev, entries, commit, .. } => self.handle_append(from, prev, entries, commit),
+            Message::AppendResponse { success, matched, .. } => self.handle_append_response(from, success, matched),
+            Message::LogStart { log_start, log_start_term, .. } => {
+                self.handle_log_start(from, log_start, log_start_term)
+            }
+            Message::TimeoutNow { .. } => {
+                if self.voters.contains(&self.config.id) && self.role != Role::Leader {
+                    self.campaign(true);
+                }
+            }
+        }
+    }
+
+    /// A message from a later term. Returns whether to go on processing it.
+    fn handle_higher_term(&mut self, from: NodeId, message: &Message) -> bool {
+        let term = message.term();
+        match message {
+            // Pre-votes never change terms; they are answered below at the sender's term.
+            Message::PreVote { .. } => true,
+            // A granted pre-vote answer carries the term the sender would vote in.
+            Message::PreVoteResponse { granted: true, .. } => true,
+            Message::Vote { transfer, .. } => {
+                // Raft thesis §4.2.3: ignore vote requests while a leader is known to be alive,
+                // so a partitioned node rejoining cannot depose a healthy leader.
+                if !transfer && self.in_leader_lease() {
+                    return false;
+                }
+                self.become_follower(term, None);
+                true
+            }
+            Message::AppendEntries { .. } | Message::LogStart { .. } | Message::TimeoutNow { .. } => {
+                self.become_follower(term, Some(from));
+                true
+            }
+            _ => {
+                self.become_follower(term, None);
+                true
+            }
+        }
+    }
+
+    /// A message from an earlier term: tell a stale leader or candidate the current term.
+    fn handle_stale(&mut self, from: NodeId, message: &Message) {
+        match message {
+            Message::AppendEntries { .. } | Message::LogStart { .. } => {
+                let matched = LogPosition::EMPTY;
+                self.send(from, Message::AppendResponse { term: self.hard.term, success: false, matched });
+            }
+            Message::PreVote { .. } => {
+                self.send(from, Message::PreVoteResponse { term: self.hard.term, granted: false });
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether a leader was heard from within the minimum election timeout.
+    pub(crate) fn in_leader_lease(&self) -> bool {
+        self.config.check_quorum
+            && self.leader.is_some()
+            && self.election_elapsed_ticks < self.config.election_timeout_ticks_min
+    }
+
+    fn check_invariants(&self) {
+        if self.role == Role::Leader {
+            assert_eq!(self.leader, Some(self.config.id));
+            assert_eq!(self.hard.voted_for, Some(self.config.id), "a leader voted for itself");
+        }
+        assert!(self.log.committed() <= self.log.last().index);
+    }
+}
