@@ -11,12 +11,14 @@
 //! handles entry metadata only; batch bytes stay with the shell.
 //!
 //! Map: `raft.rs` (state, inputs, role dispatch), `election.rs` (pre-vote, votes),
-//! `replication.rs` (append, commit rule, log start, check-quorum, transfer), `raft_log.rs`
+//! `replication.rs` (append, commit rule, log start, check-quorum, transfer), `membership.rs`
+//! (single-server changes), `raft_log.rs`
 //! (the log's metadata), `progress.rs` (per-follower pipeline), `effect.rs` (the contract).
 
 mod config;
 mod effect;
 mod election;
+mod membership;
 mod message;
 mod progress;
 mod raft;
@@ -25,7 +27,8 @@ mod replication;
 
 pub use config::Config;
 pub use effect::{Effect, HardState, Role};
-pub use message::{EntryKind, EntryMeta, Envelope, LogPosition, Message};
+pub use membership::Membership;
+pub use message::{EntryKind, EntryMeta, Envelope, LogPosition, MembershipChange, Message};
 pub use raft::{Input, ProposeError, Raft};
 pub use raft_log::RaftLog;
 pub use replication::LEADER_NOOP_BYTES;

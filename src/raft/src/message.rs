@@ -9,6 +9,7 @@
 //! increasing but not consecutive indexes; the entry after `prev_index` starts at offset
 //! `prev_index + 1`. Index -1 means "before the first entry" (an empty log).
 
+use crate::membership::Membership;
 use sluice_types::{NodeId, Offset, Term};
 
 /// What an entry is, as far as consensus cares.
@@ -19,6 +20,20 @@ pub enum EntryKind {
     /// A new leader's first entry: a Kafka control batch (Raft §8, "no-op at the start of its
     /// term"; the commit rule of §5.4.2 needs a current-term entry).
     LeaderNoop,
+    /// A membership change, one server at a time (Raft thesis §4.1; KIP-853). It takes effect
+    /// on each replica as soon as it is in that replica's log, committed or not.
+    Membership(MembershipChange),
+}
+
+/// One single-server membership change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MembershipChange {
+    /// A new replica joins without a vote and catches up (thesis §4.2.1).
+    AddLearner(NodeId),
+    /// A caught-up learner becomes a voter.
+    PromoteLearner(NodeId),
+    /// A voter or learner leaves.
+    Remove(NodeId),
 }
 
 /// One log entry as consensus sees it. Invariant: `index >= 0`, and within a log, indexes and
@@ -90,6 +105,8 @@ pub enum Message {
         term: Term,
         log_start: Offset,
         log_start_term: Term,
+        /// The membership as of the log start: changes in the skipped prefix are skipped too.
+        membership: Membership,
     },
     /// Raft thesis §3.10: leadership transfer; start an election now.
     TimeoutNow {

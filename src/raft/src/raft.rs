@@ -7,6 +7,7 @@
 
 use crate::config::Config;
 use crate::effect::{Effect, HardState, Role};
+use crate::membership::Membership;
 use crate::message::{EntryKind, EntryMeta, Envelope, LogPosition, Message};
 use crate::progress::Progress;
 use crate::raft_log::RaftLog;
@@ -48,6 +49,11 @@ pub enum ProposeError {
     Transferring,
     /// Too many entries are not yet committed.
     Backpressure,
+    /// The previous membership change is not committed yet (Raft thesis §4.1).
+    MembershipChangeInProgress,
+    /// The change does not apply to the current membership, would remove the leader itself or
+    /// the last voter, or promotes a learner that has not caught up.
+    InvalidMembershipChange,
 }
 
 pub struct Raft {
@@ -68,12 +74,15 @@ pub struct Raft {
     pub(crate) progress: BTreeMap<NodeId, Progress>,
     /// Leader: a transfer in progress, and ticks since it began.
     pub(crate) transfer: Option<(NodeId, u32)>,
+    /// (index of a membership entry, the membership before it), oldest first.
+    pub(crate) membership_history: Vec<(Offset, Membership)>,
     pub(crate) effects: Vec<Effect>,
 }
 
 impl Raft {
-    /// A replica restarting with its persisted hard state and log. It starts as a follower (or
-    /// learner) that knows no leader.
+    /// A replica restarting with its persisted hard state and log. `voters` and `learners` are
+    /// the membership at the log start; membership entries in `log` are applied on top. It
+    /// starts as a follower (or learner) that knows no leader.
     pub fn new(
         config: Config,
         voters: BTreeSet<NodeId>,
@@ -86,7 +95,8 @@ impl Raft {
         log.validate();
         let role = if learners.contains(&config.id) { Role::Learner } else { Role::Follower };
         let timeout = config.election_timeout_ticks_min;
-        Raft {
+        let entries: Vec<EntryMeta> = log.entries().copied().collect();
+        let mut raft = Raft {
             config,
             hard,
             role,
@@ -101,8 +111,11 @@ impl Raft {
             votes: BTreeMap::new(),
             progress: BTreeMap::new(),
             transfer: None,
+            membership_history: Vec::new(),
             effects: Vec::new(),
-        }
+        };
+        raft.apply_membership_entries(&entries);
+        raft
     }
 
     pub fn id(&self) -> NodeId {
@@ -171,7 +184,11 @@ impl Raft {
                     self.maybe_commit();
                 }
             }
-            Input::LogStartMoved { log_start } => self.log.move_start(log_start),
+            Input::LogStartMoved { log_start } => {
+                self.log.move_start(log_start);
+                let before_start = self.log.before_start().index;
+                self.membership_history.retain(|(index, _)| *index > before_start);
+            }
             Input::TransferLeadership { to } => self.start_transfer(to),
             Input::Campaign => {
                 if self.role != Role::Learner && self.role != Role::Leader && self.voters.contains(&self.config.id) {
@@ -210,6 +227,7 @@ impl Raft {
         let index = Offset(self.log.last().index.0 + i64::from(offsets));
         let entry = EntryMeta { index, term: self.hard.term, kind, size_bytes };
         self.log.append(&[entry]);
+        self.apply_membership_entries(&[entry]);
         self.emit(Effect::Append { entries: vec![entry] });
         entry
     }
@@ -271,8 +289,8 @@ impl Raft {
             Message::VoteResponse { granted, .. } => self.handle_vote_response(from, granted, false),
             Message::AppendEntries { prev, entries, commit, .. } => self.handle_append(from, prev, entries, commit),
             Message::AppendResponse { success, matched, .. } => self.handle_append_response(from, success, matched),
-            Message::LogStart { log_start, log_start_term, .. } => {
-                self.handle_log_start(from, log_start, log_start_term)
+            Message::LogStart { log_start, log_start_term, membership, .. } => {
+                self.handle_log_start(from, log_start, log_start_term, membership)
             }
             Message::TimeoutNow { .. } => {
                 if self.voters.contains(&self.config.id) && self.role != Role::Leader {

@@ -12,6 +12,7 @@
 //! only through such an entry (§5.4.2, Figure 8).
 
 use crate::effect::{Effect, Role};
+use crate::membership::Membership;
 use crate::message::{EntryMeta, Envelope, LogPosition, Message};
 use crate::raft::Raft;
 use sluice_types::{NodeId, Offset, Term};
@@ -80,8 +81,13 @@ impl Raft {
         let before_start = self.log.before_start();
         if progress.next_prev < before_start.index {
             // The follower needs entries retention removed: move its log start up.
-            let message =
-                Message::LogStart { term, log_start: self.log.log_start(), log_start_term: before_start.term };
+            let membership = self.membership_at(before_start.index);
+            let message = Message::LogStart {
+                term,
+                log_start: self.log.log_start(),
+                log_start_term: before_start.term,
+                membership,
+            };
             self.replicate(peer, message);
             return;
         }
@@ -143,6 +149,7 @@ impl Raft {
             if to_append.is_empty() && self.log.last().index > last_new.index {
                 // Raft §5.3: a conflicting entry: delete it and all that follow.
                 self.log.truncate_after(last_new);
+                self.revert_membership_after(last_new.index);
                 self.emit(Effect::Truncate { after: last_new });
             }
             to_append.push(entry);
@@ -150,6 +157,7 @@ impl Raft {
         }
         if !to_append.is_empty() {
             self.log.append(&to_append);
+            self.apply_membership_entries(&to_append);
             self.emit(Effect::Append { entries: to_append });
         }
         let commit_to = commit.min(last_new.index);
@@ -212,11 +220,21 @@ impl Raft {
     }
 
     /// Follower: the leader's log starts after our log ends or diverges: start over there.
-    pub(crate) fn handle_log_start(&mut self, from: NodeId, log_start: Offset, log_start_term: Term) {
+    pub(crate) fn handle_log_start(
+        &mut self,
+        from: NodeId,
+        log_start: Offset,
+        log_start_term: Term,
+        membership: Membership,
+    ) {
         self.become_follower(self.hard.term, Some(from));
         let before_start = LogPosition { term: log_start_term, index: Offset(log_start.0 - 1) };
         if !self.log.matches(before_start) && before_start.index >= self.log.committed() {
             self.log.reset(before_start);
+            // The skipped prefix held any membership changes up to the log start.
+            self.membership_history.clear();
+            self.voters = membership.voters;
+            self.learners = membership.learners;
             self.emit(Effect::ResetLog { log_start });
         }
         let matched = if self.log.matches(before_start) { before_start } else { self.log.last() };
