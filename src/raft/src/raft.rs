@@ -211,8 +211,7 @@ impl Raft {
         if self.transfer.is_some() {
             return Err(ProposeError::Transferring);
         }
-        let uncommitted = self.log.entries().filter(|e| e.index > self.log.committed()).count();
-        if uncommitted >= self.config.uncommitted_entries_max as usize {
+        if self.log.uncommitted_len() >= self.config.uncommitted_entries_max as usize {
             return Err(ProposeError::Backpressure);
         }
         let entry = self.append_own(EntryKind::Data, offsets, size_bytes);

@@ -67,6 +67,11 @@ impl RaftLog {
         self.committed
     }
 
+    /// Entries above the commit index (binary search: proposals stay O(log n)).
+    pub fn uncommitted_len(&self) -> usize {
+        self.entries.len() - self.entries.partition_point(|e| e.index <= self.committed)
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
