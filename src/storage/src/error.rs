@@ -26,4 +26,8 @@ pub enum StorageError {
     /// The partition directory holds a checkpoint that fails its checksum.
     #[error("checkpoint corrupt: {0}")]
     CorruptCheckpoint(String),
+    /// The Raft hard state (term, vote) fails its checks. Fatal for the replica: a lost vote
+    /// could let it vote twice in a term (Raft §5.2); recovery needs an operator.
+    #[error("raft hard state corrupt: {0}")]
+    CorruptHardState(String),
 }

@@ -18,6 +18,7 @@
 mod checkpoint;
 mod config;
 mod error;
+mod hard_state;
 mod index;
 mod log;
 mod producer_state;
@@ -29,5 +30,6 @@ mod segment_scan;
 pub use checkpoint::{CHECKPOINT_FILE, Checkpoint};
 pub use config::{CleanupPolicy, LogConfig, SEGMENT_BYTES_MIN};
 pub use error::StorageError;
+pub use hard_state::{HARD_STATE_BYTES, HARD_STATE_FILE, PersistedHardState};
 pub use log::{AppendInfo, AppendOutcome, FlushPlan, PartitionLog, ReadResult};
 pub use producer_state::{PRODUCER_BATCHES_RETAINED, ProducerError, ProducerStateTable};

@@ -248,9 +248,10 @@ fn storage_error_code(error: &StorageError) -> i16 {
         StorageError::BatchTooLarge { .. } => error_code::MESSAGE_TOO_LARGE,
         StorageError::InvalidBatch(_) => error_code::CORRUPT_MESSAGE,
         StorageError::OffsetOutOfRange { .. } => error_code::OFFSET_OUT_OF_RANGE,
-        StorageError::Io(_) | StorageError::CorruptStoredBatch { .. } | StorageError::CorruptCheckpoint(_) => {
-            error_code::KAFKA_STORAGE_ERROR
-        }
+        StorageError::Io(_)
+        | StorageError::CorruptStoredBatch { .. }
+        | StorageError::CorruptCheckpoint(_)
+        | StorageError::CorruptHardState(_) => error_code::KAFKA_STORAGE_ERROR,
     }
 }
 
