@@ -180,10 +180,15 @@ impl Raft {
             }
         } else {
             // Resume after our last entry at or below the hint whose term is no later than the
-            // hint's: every entry in between is known not to match.
-            let resume = self.log.hint_at_or_below(matched.index, matched.term);
-            let resume = if resume.index < self.log.before_start().index { self.log.before_start() } else { resume };
-            self.progress.get_mut(&from).expect("present").rejected(resume.index);
+            // hint's: every entry in between is known not to match. A hint below our log start
+            // means the follower lacks even our log start: resume below it, so `send_append`
+            // sends LogStart (AppendEntries from our log start would be refused forever).
+            let resume = if matched.index < self.log.before_start().index {
+                matched.index
+            } else {
+                self.log.hint_at_or_below(matched.index, matched.term).index
+            };
+            self.progress.get_mut(&from).expect("present").rejected(resume);
         }
         self.send_append(from, false);
         if let Some((target, _)) = self.transfer
