@@ -26,8 +26,8 @@ pub struct Progress {
     /// (last index sent, entry bytes) per unacknowledged AppendEntries.
     pub inflight: VecDeque<(Offset, u64)>,
     pub inflight_bytes: u64,
-    /// Heard from since the last check-quorum round (Raft thesis §6.2).
-    pub recently_active: bool,
+    /// Leader ticks since this follower last answered (Raft thesis §6.2, check-quorum).
+    pub heard_ticks_ago: u32,
 }
 
 impl Progress {
@@ -38,7 +38,7 @@ impl Progress {
             state: ProgressState::Probe,
             inflight: VecDeque::new(),
             inflight_bytes: 0,
-            recently_active: false,
+            heard_ticks_ago: 0,
         }
     }
 

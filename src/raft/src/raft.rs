@@ -17,8 +17,8 @@ use std::collections::{BTreeMap, BTreeSet};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
     /// One unit of time. `randomized_election_timeout_ticks` is a fresh random draw in
-    /// `[election_timeout_ticks_min, 2 * election_timeout_ticks_min)`, used when the election
-    /// timer is next reset (Raft §5.2: randomized timeouts).
+    /// `[election_timeout_ticks_min, 2 * election_timeout_ticks_min)`; the first tick after the
+    /// election timer is reset (or the replica starts) adopts it (Raft §5.2).
     Tick {
         randomized_election_timeout_ticks: u32,
     },
@@ -65,8 +65,9 @@ pub struct Raft {
     pub(crate) learners: BTreeSet<NodeId>,
     pub(crate) log: RaftLog,
     pub(crate) election_elapsed_ticks: u32,
+    /// The current randomized election timeout; 0 until the first tick after a reset draws it
+    /// (so even the first election after start uses a random timeout, Raft §5.2).
     pub(crate) election_timeout_ticks: u32,
-    pub(crate) next_election_timeout_ticks: u32,
     pub(crate) heartbeat_elapsed_ticks: u32,
     /// Candidate and pre-candidate: the answers so far.
     pub(crate) votes: BTreeMap<NodeId, bool>,
@@ -94,7 +95,6 @@ impl Raft {
         assert!(voters.is_disjoint(&learners), "a member is a voter or a learner, not both");
         log.validate();
         let role = if learners.contains(&config.id) { Role::Learner } else { Role::Follower };
-        let timeout = config.election_timeout_ticks_min;
         let entries: Vec<EntryMeta> = log.entries().copied().collect();
         let mut raft = Raft {
             config,
@@ -105,8 +105,7 @@ impl Raft {
             learners,
             log,
             election_elapsed_ticks: 0,
-            election_timeout_ticks: timeout,
-            next_election_timeout_ticks: timeout,
+            election_timeout_ticks: 0,
             heartbeat_elapsed_ticks: 0,
             votes: BTreeMap::new(),
             progress: BTreeMap::new(),
@@ -173,8 +172,10 @@ impl Raft {
     pub fn step(&mut self, input: Input) -> Vec<Effect> {
         match input {
             Input::Tick { randomized_election_timeout_ticks } => {
-                self.next_election_timeout_ticks =
-                    randomized_election_timeout_ticks.max(self.config.election_timeout_ticks_min);
+                if self.election_timeout_ticks == 0 {
+                    self.election_timeout_ticks =
+                        randomized_election_timeout_ticks.max(self.config.election_timeout_ticks_min);
+                }
                 self.tick();
             }
             Input::Receive(envelope) => self.receive(envelope),
@@ -267,7 +268,7 @@ impl Raft {
 
     pub(crate) fn reset_election_timer(&mut self) {
         self.election_elapsed_ticks = 0;
-        self.election_timeout_ticks = self.next_election_timeout_ticks;
+        self.election_timeout_ticks = 0; // Drawn on the next tick.
     }
 
     fn receive(&mut self, envelope: Envelope) {

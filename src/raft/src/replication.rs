@@ -36,29 +36,34 @@ impl Raft {
                 self.transfer = None; // The target did not take over in time: abort.
             }
         }
+        // The leader's lease clock (leader stickiness, thesis §4.2.3, `in_leader_lease`) restarts
+        // every election timeout while it leads.
         if self.election_elapsed_ticks >= self.config.election_timeout_ticks_min {
             self.election_elapsed_ticks = 0;
-            if self.config.check_quorum && !self.quorum_active() {
-                // Thesis §6.2: a leader cut off from a majority steps down, so clients stop
-                // writing to it and a partitioned old leader cannot linger.
-                self.become_follower(self.hard.term, None);
-            }
+        }
+        for progress in self.progress.values_mut() {
+            progress.heard_ticks_ago = progress.heard_ticks_ago.saturating_add(1);
+        }
+        if self.config.check_quorum && !self.quorum_active() {
+            // Thesis §6.2: a leader that has not heard from a majority within an election
+            // timeout steps down, so clients stop writing to it and a partitioned old leader
+            // cannot linger.
+            self.become_follower(self.hard.term, None);
         }
     }
 
-    /// Whether a majority of voters (this leader included) was heard from since the last
-    /// check; resets the marks.
-    fn quorum_active(&mut self) -> bool {
-        let id = self.config.id;
-        let voters = self.voters.clone();
-        let mut active = usize::from(voters.contains(&id));
-        for (peer, progress) in self.progress.iter_mut() {
-            if voters.contains(peer) && progress.recently_active {
-                active += 1;
-            }
-            progress.recently_active = false;
-        }
-        active >= self.quorum()
+    /// Whether a majority of voters (this leader included) answered within the last election
+    /// timeout.
+    fn quorum_active(&self) -> bool {
+        let window = self.config.election_timeout_ticks_min;
+        let heard = self
+            .voters
+            .iter()
+            .filter(|voter| {
+                **voter == self.config.id || self.progress.get(voter).is_some_and(|p| p.heard_ticks_ago < window)
+            })
+            .count();
+        heard >= self.quorum()
     }
 
     pub(crate) fn broadcast_append(&mut self) {
@@ -173,7 +178,7 @@ impl Raft {
             return;
         }
         let Some(progress) = self.progress.get_mut(&from) else { return };
-        progress.recently_active = true;
+        progress.heard_ticks_ago = 0;
         if success {
             if progress.acknowledged(matched.index) {
                 self.maybe_commit();
