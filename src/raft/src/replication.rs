@@ -185,13 +185,16 @@ impl Raft {
             }
         } else {
             // Resume after our last entry at or below the hint whose term is no later than the
-            // hint's: every entry in between is known not to match. A hint below our log start
-            // means the follower lacks even our log start: resume below it, so `send_append`
-            // sends LogStart (AppendEntries from our log start would be refused forever).
-            let resume = if matched.index < self.log.before_start().index {
-                matched.index
+            // hint's: every entry in between is known not to match. Resuming at our log start
+            // works only if the follower holds the entry before it; unless its hint says so,
+            // resume below our log start, so `send_append` sends LogStart (an AppendEntries from
+            // our log start would be refused again, forever).
+            let before_start = self.log.before_start();
+            let resume = self.log.hint_at_or_below(matched.index, matched.term);
+            let resume = if resume == before_start && matched != before_start && before_start.index >= Offset(0) {
+                Offset(before_start.index.0 - 1)
             } else {
-                self.log.hint_at_or_below(matched.index, matched.term).index
+                resume.index
             };
             self.progress.get_mut(&from).expect("present").rejected(resume);
         }
