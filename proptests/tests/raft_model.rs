@@ -92,6 +92,9 @@ const LIVENESS_ELECTION_TIMEOUTS: u32 = 50;
 const LIVENESS_ROUNDS_MAX: u32 = LIVENESS_ELECTION_TIMEOUTS * 2 * ELECTION_TIMEOUT_TICKS_MIN;
 /// Deliveries one round of the liveness phase may take before the network must be quiet.
 const SETTLE_DELIVERIES_MAX: usize = 2_000;
+/// Times the liveness phase's delivery loop may see the same messages and states before it
+/// reports a livelock.
+const LIVELOCK_PASSES: u32 = 3;
 /// The liveness proposal.
 const LIVENESS_PROPOSAL_OFFSETS: u32 = 1;
 const LIVENESS_PROPOSAL_BYTES: u32 = 100;
@@ -1038,8 +1041,23 @@ impl Cluster {
 
     // --- Checks ------------------------------------------------------------------------------
 
-    /// Every invariant, after an input to replica `at`.
+    /// Every invariant, after an input to replica `at` (LogMatching then compares `at`'s log
+    /// with the others: no other log changed).
     fn check(&mut self, at: usize) -> Result<(), String> {
+        self.check_replica(at)?;
+        self.check_cluster(Some(at))
+    }
+
+    /// Every invariant, after a step: all pairs of logs.
+    fn check_all(&mut self) -> Result<(), String> {
+        for at in 0..self.replicas.len() {
+            self.check_replica(at)?;
+        }
+        self.check_cluster(None)
+    }
+
+    /// ShellMirrorsCore, HighWatermarkMonotonic and NoAckBeyondMajorityPersisted for one replica.
+    fn check_replica(&mut self, at: usize) -> Result<(), String> {
         let replica = &mut self.replicas[at];
         if let Some(raft) = replica.raft.as_ref() {
             shell_mirrors_core(replica.id, &replica.volatile, raft)?;
@@ -1063,6 +1081,12 @@ impl Cluster {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// ElectionSafety, LeaderCompleteness, LogMatching (pairs with `changed`, or all pairs) and
+    /// CommittedNeverLost.
+    fn check_cluster(&mut self, changed: Option<usize>) -> Result<(), String> {
         // Live replicas by their logs, crashed ones by what they will restart from.
         let logs: Vec<ReplicaLog> = self
             .replicas
@@ -1079,8 +1103,10 @@ impl Cluster {
             }
         }
         for (i, (_, a_name, a, _)) in logs.iter().enumerate() {
-            for (_, b_name, b, _) in &logs[i + 1..] {
-                log_matching(a_name, a, b_name, b)?;
+            for (j, (_, b_name, b, _)) in logs.iter().enumerate().skip(i + 1) {
+                if changed.is_none_or(|at| at == i || at == j) {
+                    log_matching(a_name, a, b_name, b)?;
+                }
             }
         }
         committed_never_lost(&self.durable_logs(), self.quorum(), &self.committed)
@@ -1132,9 +1158,12 @@ impl Cluster {
         ))
     }
 
-    /// Delivers every message and flushes every write, until the network is quiet.
+    /// Delivers every message and flushes every write, until the network is quiet. Fails fast
+    /// on a livelock: the same messages in flight and the same replica states at the start of
+    /// `LIVELOCK_PASSES` passes (a cycle: no tick happens here, so nothing else can change).
     fn settle(&mut self) -> Result<(), String> {
         let mut deliveries = 0;
+        let mut seen: BTreeMap<String, u32> = BTreeMap::new();
         loop {
             for at in 0..self.replicas.len() {
                 let replica = &mut self.replicas[at];
@@ -1144,16 +1173,33 @@ impl Cluster {
             if self.network.is_empty() {
                 return Ok(());
             }
+            let repeats = seen.entry(self.fingerprint()).or_insert(0);
+            *repeats += 1;
+            if *repeats == LIVELOCK_PASSES {
+                return Err(format!(
+                    "Liveness: livelock, the network repeats itself: {}",
+                    self.network.iter().map(envelope_text).collect::<Vec<_>>().join("; ")
+                ));
+            }
             for envelope in std::mem::take(&mut self.network) {
                 deliveries += 1;
                 if deliveries > SETTLE_DELIVERIES_MAX {
-                    return Err(format!(
-                        "Liveness: the network did not quiet within {SETTLE_DELIVERIES_MAX} deliveries"
-                    ));
+                    return Err(format!("Liveness: the network did not quiet within {SETTLE_DELIVERIES_MAX} deliveries"));
                 }
                 self.deliver(envelope)?;
             }
         }
+    }
+
+    /// The messages in flight and every replica's visible state.
+    fn fingerprint(&self) -> String {
+        let states: Vec<String> = self
+            .replicas
+            .iter()
+            .filter_map(|r| r.raft.as_ref())
+            .map(|raft| format!("{:?} {:?} {} {}", raft.role(), Storage::of(raft), raft.committed(), raft.log().persisted()))
+            .collect();
+        format!("{:?} {states:?}", self.network)
     }
 
     fn committed_everywhere(&self, entry: &EntryMeta) -> bool {
@@ -1198,7 +1244,10 @@ fn simulate(case: &Case, trace: bool) -> Result<(), String> {
     let mut outcome = Ok(());
     for (number, step) in case.steps.iter().enumerate() {
         cluster.note(|| format!("step {number}: {step:?}"));
-        outcome = cluster.run_step(step).map_err(|violation| format!("at step {number} ({step:?}): {violation}"));
+        outcome = cluster
+            .run_step(step)
+            .and_then(|()| cluster.check_all())
+            .map_err(|violation| format!("at step {number} ({step:?}): {violation}"));
         if outcome.is_err() {
             break;
         }
