@@ -1184,7 +1184,9 @@ impl Cluster {
             for envelope in std::mem::take(&mut self.network) {
                 deliveries += 1;
                 if deliveries > SETTLE_DELIVERIES_MAX {
-                    return Err(format!("Liveness: the network did not quiet within {SETTLE_DELIVERIES_MAX} deliveries"));
+                    return Err(format!(
+                        "Liveness: the network did not quiet within {SETTLE_DELIVERIES_MAX} deliveries"
+                    ));
                 }
                 self.deliver(envelope)?;
             }
@@ -1197,7 +1199,9 @@ impl Cluster {
             .replicas
             .iter()
             .filter_map(|r| r.raft.as_ref())
-            .map(|raft| format!("{:?} {:?} {} {}", raft.role(), Storage::of(raft), raft.committed(), raft.log().persisted()))
+            .map(|raft| {
+                format!("{:?} {:?} {} {}", raft.role(), Storage::of(raft), raft.committed(), raft.log().persisted())
+            })
             .collect();
         format!("{:?} {states:?}", self.network)
     }
