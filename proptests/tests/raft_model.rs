@@ -3,21 +3,27 @@
 //! heal-and-converge liveness phase at the end of every case.
 //!
 //! What: proptest generates a schedule of steps: deliver any in-flight message (chosen by
-//! position, so any order), drop, duplicate or leave it in flight (delay), tick a node (with a
-//! randomized election timeout in `[min, 2 * min)`), propose at a leader, make a node's pending
-//! writes durable ("flush"), report durability to the core (`Input::Persisted`), crash and
-//! restart a node, cut links (a partition or one direction of one link) and heal them, move a
-//! node's log start (retention) and start a leadership transfer. A shell model per replica keeps
-//! the effect contract of `src/raft/src/effect.rs` exactly:
+//! position, so any order), the oldest one, or all of them; drop, duplicate or leave a message in
+//! flight (delay); tick a node (with a randomized election timeout in `[min, 2 * min)`) or make
+//! it campaign; propose at a leader; make a node's queued writes durable ("flush"), report
+//! durability to the core (`Input::Persisted`), or both ("sync", a group commit); crash and
+//! restart a node; cut links (a partition or one direction of one link) and heal them; move a
+//! node's log start (retention, `Input::LogStartMoved`); start a leadership transfer. Each case
+//! enables a random subset of the fault kinds (swarm testing), and draws pre-vote, check-quorum
+//! and the pipelining window. A shell model per replica keeps the effect contract of
+//! `src/raft/src/effect.rs` exactly:
 //!
 //! - effects run in order; `PersistHardState`, `Truncate`, `Append` and `ResetLog` change the
 //!   replica's volatile log at once and join a queue of writes that are not yet durable;
 //! - a `Send` first makes every earlier queued write durable (rule 2), a `Replicate` goes to the
 //!   network at once; otherwise writes become durable only through a generated flush;
 //! - `Input::Persisted { index }` reports the longest prefix of the current log that is durable;
-//! - a crash loses the volatile log and the queue; a restart rebuilds the replica from its
-//!   durable hard state and log with `RaftLog::recovered`, with the commit index at the log start
-//!   (the high watermark is not persisted; anything higher would be a guess).
+//! - retention first makes the queued writes durable, then drops the prefix from both views;
+//! - a crash loses the volatile log and the queue, except that a generated prefix of the queued
+//!   log writes and of the queued hard state writes may have reached the disk (two files, each
+//!   written in order); a restart rebuilds the replica from its durable hard state and log with
+//!   `RaftLog::recovered`, with the commit index at the log start (the high watermark is not
+//!   persisted; anything higher would be a guess).
 //!
 //! After every input the test checks (names as in DESIGN.md, "Verification"):
 //!
@@ -37,19 +43,21 @@
 //! A panic in the core (its own assertions) fails the case like a broken invariant. After the
 //! faulty schedule every case heals: all links up, crashed replicas restarted, no more drops,
 //! every write flushed; within `LIVENESS_ELECTION_TIMEOUTS` election timeouts exactly one leader
-//! must exist and a new proposal must commit on every replica.
+//! must exist and a new proposal must commit on every replica (a livelock fails at once).
 //!
-//! Why: the smoke test (src/raft/tests/cluster_smoke.rs) shows the happy path; this searches the
-//! interleavings nobody thought of and shrinks a failure to a short schedule (DESIGN.md,
-//! "Verification"; reference/dst.md §4.5, §5.1).
+//! Why: the smoke test (src/raft/tests/cluster_smoke.rs) shows the happy path and the scenario
+//! tests pin known-hard cases; this searches the interleavings nobody thought of and shrinks a
+//! failure to a short schedule (DESIGN.md, "Verification"; reference/dst.md §4.5, §5.1).
 //!
 //! Replay: a failure prints the minimal schedule one step per line, the invariant that broke,
 //! the tail of a trace of every input and effect, and each replica's final state. The run is a
-//! pure function of the printed case. `PROPTEST_CASES` raises the case count; failing seeds are
-//! kept in `raft_model.proptest-regressions` beside this file and re-run first.
+//! pure function of the printed case. `PROPTEST_CASES` raises the case count,
+//! `PROPTEST_MAX_SHRINK_ITERS` bounds shrinking, `RAFT_MODEL_COVERAGE=1` (with `--nocapture`)
+//! prints what each case exercised. Failing seeds are kept in `raft_model.proptest-regressions`
+//! beside this file and re-run first; they replay only while the generator is unchanged, so a
+//! bug found is also pinned below as a named schedule (`pinned_*`).
 
 use proptest::prelude::*;
-use proptest::sample::Index;
 use proptest::test_runner::FileFailurePersistence;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -64,8 +72,8 @@ use std::panic::{self, AssertUnwindSafe};
 
 /// Cases per run for each cluster size unless `PROPTEST_CASES` says otherwise (about 20 s of
 /// debug build in all on a 2-core machine).
-const CASES_DEFAULT_3_REPLICAS: u32 = 160;
-const CASES_DEFAULT_5_REPLICAS: u32 = 64;
+const CASES_DEFAULT_3_REPLICAS: u32 = 1_000;
+const CASES_DEFAULT_5_REPLICAS: u32 = 640;
 /// Steps per generated schedule.
 const STEPS_MAX: usize = 400;
 /// The core's election timeout lower bound; the shell draws each timeout in `[min, 2 * min)`.
@@ -107,28 +115,53 @@ const TRACE_LINES_MAX: usize = 400;
 // The generated case.
 // ---------------------------------------------------------------------------------------------
 
+/// A choice among the things present when a step runs (in-flight messages, leaders, entries):
+/// the `n % len`-th. Shrinks toward the first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Pick(u16);
+
+impl Arbitrary for Pick {
+    type Parameters = ();
+    type Strategy = prop::strategy::Map<std::ops::RangeInclusive<u16>, fn(u16) -> Pick>;
+
+    fn arbitrary_with((): ()) -> Self::Strategy {
+        (0..=u16::MAX).prop_map(Pick)
+    }
+}
+
+impl Pick {
+    fn of(self, len: usize) -> usize {
+        assert!(len > 0, "a pick needs something to choose from");
+        usize::from(self.0) % len
+    }
+}
+
 /// One step of a schedule. Replicas are named by position (`node` 0 is `NodeId(1)`); in-flight
-/// messages and leaders by an `Index` into the current list, so a schedule stays meaningful
+/// messages and leaders by a `Pick` from the current list, so a schedule stays meaningful
 /// while shrinking removes steps.
 #[derive(Clone, Debug)]
 enum Step {
     /// Deliver the in-flight message at this position (any order: reordering and delay).
-    Deliver(Index),
+    Deliver(Pick),
     /// Deliver the oldest message in flight (most networks are mostly FIFO).
     DeliverOldest,
     /// Deliver every message now in flight, oldest first.
     DeliverAll,
-    Drop(Index),
-    Duplicate(Index),
+    Drop(Pick),
+    Duplicate(Pick),
     /// `ticks` ticks at `node`; each draws this randomized election timeout.
     Tick {
         node: usize,
         ticks: u32,
         timeout_ticks: u32,
     },
+    /// `Input::Campaign`: `node` starts an election now (as a timeout would, without the wait).
+    Campaign {
+        node: usize,
+    },
     /// A producer batch at one of the replicas that believe they lead.
     Propose {
-        leader: Index,
+        leader: Pick,
         offsets: u32,
         size_bytes: u32,
     },
@@ -170,10 +203,10 @@ enum Step {
     /// Retention: move `node`'s log start past one of its committed entries.
     MoveLogStart {
         node: usize,
-        at: Index,
+        at: Pick,
     },
     TransferLeadership {
-        leader: Index,
+        leader: Pick,
         to: usize,
     },
 }
@@ -214,14 +247,15 @@ fn step_strategy(replicas: usize) -> impl Strategy<Value = Step> {
     let node = 0..replicas;
     let side = 1..(1u8 << replicas) - 1;
     prop_oneof![
-        12 => any::<Index>().prop_map(Step::Deliver),
+        12 => any::<Pick>().prop_map(Step::Deliver),
         18 => Just(Step::DeliverOldest),
         5 => Just(Step::DeliverAll),
-        3 => any::<Index>().prop_map(Step::Drop),
-        3 => any::<Index>().prop_map(Step::Duplicate),
+        3 => any::<Pick>().prop_map(Step::Drop),
+        3 => any::<Pick>().prop_map(Step::Duplicate),
         14 => (node.clone(), 1..=TICKS_PER_STEP_MAX, ELECTION_TIMEOUT_TICKS_MIN..2 * ELECTION_TIMEOUT_TICKS_MIN)
             .prop_map(|(node, ticks, timeout_ticks)| Step::Tick { node, ticks, timeout_ticks }),
-        8 => (any::<Index>(), 1..=OFFSETS_PER_BATCH_MAX, 1..=BATCH_BYTES_MAX)
+        3 => node.clone().prop_map(|node| Step::Campaign { node }),
+        8 => (any::<Pick>(), 1..=OFFSETS_PER_BATCH_MAX, 1..=BATCH_BYTES_MAX)
             .prop_map(|(leader, offsets, size_bytes)| Step::Propose { leader, offsets, size_bytes }),
         3 => (node.clone(), 1..=FLUSH_WRITES_MAX).prop_map(|(node, writes)| Step::Flush { node, writes }),
         3 => node.clone().prop_map(|node| Step::Persisted { node }),
@@ -237,8 +271,8 @@ fn step_strategy(replicas: usize) -> impl Strategy<Value = Step> {
         2 => side.prop_map(|side| Step::Partition { side }),
         1 => (node.clone(), node.clone()).prop_map(|(from, to)| Step::CutLink { from, to }),
         2 => Just(Step::Heal),
-        3 => (node.clone(), any::<Index>()).prop_map(|(node, at)| Step::MoveLogStart { node, at }),
-        1 => (any::<Index>(), node).prop_map(|(leader, to)| Step::TransferLeadership { leader, to }),
+        3 => (node.clone(), any::<Pick>()).prop_map(|(node, at)| Step::MoveLogStart { node, at }),
+        1 => (any::<Pick>(), node).prop_map(|(leader, to)| Step::TransferLeadership { leader, to }),
     ]
 }
 
@@ -949,7 +983,7 @@ impl Cluster {
     fn run_step(&mut self, step: &Step) -> Result<(), String> {
         match *step {
             Step::Deliver(which) if !self.network.is_empty() => {
-                let envelope = self.network.remove(which.index(self.network.len()));
+                let envelope = self.network.remove(which.of(self.network.len()));
                 self.deliver(envelope)?;
             }
             Step::Deliver(_) => {}
@@ -964,11 +998,11 @@ impl Cluster {
                 }
             }
             Step::Drop(which) if !self.network.is_empty() => {
-                let envelope = self.network.remove(which.index(self.network.len()));
+                let envelope = self.network.remove(which.of(self.network.len()));
                 self.note(|| format!("  dropped: {}", envelope_text(&envelope)));
             }
             Step::Duplicate(which) if !self.network.is_empty() => {
-                let envelope = self.network[which.index(self.network.len())].clone();
+                let envelope = self.network[which.of(self.network.len())].clone();
                 self.post(envelope);
             }
             Step::Drop(_) | Step::Duplicate(_) => {}
@@ -977,10 +1011,11 @@ impl Cluster {
                     self.step_core(node, Input::Tick { randomized_election_timeout_ticks: timeout_ticks })?;
                 }
             }
+            Step::Campaign { node } => self.step_core(node, Input::Campaign)?,
             Step::Propose { leader, offsets, size_bytes } => {
                 let leaders = self.leaders();
                 if !leaders.is_empty() {
-                    self.propose(leaders[leader.index(leaders.len())], offsets, size_bytes)?;
+                    self.propose(leaders[leader.of(leaders.len())], offsets, size_bytes)?;
                 }
             }
             Step::Flush { node, writes } => self.replicas[node].flush(writes),
@@ -1012,7 +1047,7 @@ impl Cluster {
                 let leaders = self.leaders();
                 if !leaders.is_empty() {
                     let to = self.replicas[to].id;
-                    self.step_core(leaders[leader.index(leaders.len())], Input::TransferLeadership { to })?;
+                    self.step_core(leaders[leader.of(leaders.len())], Input::TransferLeadership { to })?;
                 }
             }
         }
@@ -1026,14 +1061,14 @@ impl Cluster {
 
     /// Retention past one of the replica's committed entries. The shell makes its queued writes
     /// durable first, so the durable log never starts past its own end.
-    fn move_log_start(&mut self, at: usize, which: Index) -> Result<(), String> {
+    fn move_log_start(&mut self, at: usize, which: Pick) -> Result<(), String> {
         let Some(raft) = self.replicas[at].raft.as_ref() else { return Ok(()) };
         let committed = raft.committed();
         let candidates: Vec<Offset> = raft.log().entries().filter(|e| e.index <= committed).map(|e| e.index).collect();
         if candidates.is_empty() {
             return Ok(());
         }
-        let log_start = candidates[which.index(candidates.len())].next();
+        let log_start = candidates[which.of(candidates.len())].next();
         let replica = &mut self.replicas[at];
         replica.flush(replica.queued.len());
         self.step_core(at, Input::LogStartMoved { log_start })
@@ -1320,6 +1355,73 @@ proptest! {
     fn five_replicas_stay_safe_under_faults_and_converge_after_healing(case in case_strategy(5)) {
         run_case(&case)?;
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pinned schedules: bugs this test found, minimized by hand so they survive changes to the
+// generator (a seed in the regressions file replays only while the strategy stays the same).
+// ---------------------------------------------------------------------------------------------
+
+/// A three-replica case (no pre-vote, no check-quorum, one append in flight) running `steps`,
+/// which only partition and move log starts, then the liveness phase.
+fn pinned(steps: Vec<Step>) -> Case {
+    Case {
+        replicas: 3,
+        pre_vote: false,
+        check_quorum: false,
+        inflight_messages_max: 1,
+        faults: vec!["partition", "retention"],
+        liveness_seed: 0,
+        steps,
+    }
+}
+
+fn assert_passes(case: &Case) {
+    if let Err(report) = simulate(case, true) {
+        panic!("{report}\n\ncase: {case:?}");
+    }
+}
+
+/// Found by this test (livelock of refused appends): n2 leads term 1, commits its no-op 0@t1
+/// with n3 and moves its log start past it while n1 is cut off with an empty log. After
+/// healing, every AppendEntries from n2 has `prev` 0@t1, n1 refuses it with the hint -1, and
+/// the leader resumed at its log start again instead of sending LogStart.
+#[test]
+fn pinned_follower_with_empty_log_behind_the_leaders_log_start_catches_up() {
+    let node = |at: usize| at;
+    assert_passes(&pinned(vec![
+        Step::Partition { side: 0b001 },
+        Step::Tick { node: node(1), ticks: 4, timeout_ticks: 4 },
+        Step::DeliverAll, // n3 grants n2 its vote.
+        Step::DeliverAll, // n2 leads term 1, appends 0@t1 and replicates it to n3 (n1 cut off).
+        Step::DeliverAll, // n3 appends and acknowledges.
+        Step::DeliverAll,
+        Step::Sync { node: node(1) }, // n2's no-op is durable: 0@t1 commits.
+        Step::MoveLogStart { node: node(1), at: Pick(0) },
+    ]));
+}
+
+/// Found by this test (livelock of refused appends, the second form): n1 leads term 1 but its
+/// no-op 0@t1 never leaves it; n2 leads term 2, commits 0@t2 with n3 and moves its log start
+/// past it. After healing n1 refuses `prev` 0@t2 with the hint 0@t1; n2 has no entry at or below
+/// that hint, so it resumed at its log start, forever, instead of sending LogStart.
+#[test]
+fn pinned_follower_diverging_at_the_leaders_log_start_catches_up() {
+    let node = |at: usize| at;
+    assert_passes(&pinned(vec![
+        Step::Tick { node: node(0), ticks: 4, timeout_ticks: 4 },
+        Step::DeliverAll, // n2 and n3 grant n1 their votes.
+        Step::DeliverAll, // n1 leads term 1 and appends 0@t1.
+        Step::Partition { side: 0b001 },
+        Step::DeliverAll, // n1's appends are lost.
+        Step::Tick { node: node(1), ticks: 4, timeout_ticks: 4 },
+        Step::DeliverAll, // n3 grants n2 its vote for term 2.
+        Step::DeliverAll, // n2 leads term 2 and appends 0@t2.
+        Step::DeliverAll, // n3 appends and acknowledges.
+        Step::DeliverAll,
+        Step::Sync { node: node(1) }, // 0@t2 commits.
+        Step::MoveLogStart { node: node(1), at: Pick(0) },
+    ]));
 }
 
 // ---------------------------------------------------------------------------------------------
