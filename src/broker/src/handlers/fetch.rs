@@ -164,7 +164,7 @@ async fn read_partition<D: Disk>(
         Ok(read) if !first && read.records.len() as u64 > u64::from(budget) => data,
         Ok(read) => data.with_records(Some(read.records)),
         Err(error) => {
-            let code = crate::handlers::produce::storage_code(&error);
+            let code = crate::handlers::produce::storage_error_code(&error);
             if code == error_code::KAFKA_STORAGE_ERROR {
                 tracing::error!(topic = %partition.topic, partition = partition.index, %error, "fetch failed verification");
             }

@@ -84,7 +84,7 @@ async fn lookup<D: Disk>(partition: &Partition<D>, timestamp: i64) -> Result<(i6
         log.batch_for_timestamp(timestamp, marks.high_watermark).await
     };
     drop(log);
-    let batch = batch.map_err(|e| crate::handlers::produce::storage_code(&e))?;
+    let batch = batch.map_err(|e| crate::handlers::produce::storage_error_code(&e))?;
     let Some(batch) = batch else { return Ok((-1, Offset(-1))) };
     let (header, records) =
         decode_batch(&batch, TIMESTAMP_BATCH_BYTES_MAX).map_err(|_| error_code::KAFKA_STORAGE_ERROR)?;

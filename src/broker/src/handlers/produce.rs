@@ -241,7 +241,8 @@ async fn append<D: Disk, C: Clock>(
     Outcome { response, wait }
 }
 
-fn storage_error_code(error: &StorageError) -> i16 {
+/// The Kafka error code for a storage outcome (shared by every handler).
+pub(crate) fn storage_error_code(error: &StorageError) -> i16 {
     match error {
         StorageError::Producer(ProducerError::InvalidProducerEpoch { .. }) => error_code::INVALID_PRODUCER_EPOCH,
         StorageError::Producer(ProducerError::OutOfOrderSequence { .. }) => error_code::OUT_OF_ORDER_SEQUENCE_NUMBER,
@@ -253,8 +254,4 @@ fn storage_error_code(error: &StorageError) -> i16 {
         | StorageError::CorruptCheckpoint(_)
         | StorageError::CorruptHardState(_) => error_code::KAFKA_STORAGE_ERROR,
     }
-}
-
-pub(crate) fn storage_code(error: &StorageError) -> i16 {
-    storage_error_code(error)
 }

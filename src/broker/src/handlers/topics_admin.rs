@@ -208,7 +208,7 @@ pub async fn delete_records<D: Disk, C: Clock>(
             let mut log = partition.lock().await;
             match log.delete_records(target).await {
                 Ok(low_watermark) => result.low_watermark = low_watermark.0,
-                Err(error) => result.error_code = crate::handlers::produce::storage_code(&error),
+                Err(error) => result.error_code = crate::handlers::produce::storage_error_code(&error),
             }
             partition.publish(&log);
             results.push(result);
