@@ -430,18 +430,18 @@ struct Replica {
 impl Replica {
     /// The last index of the current log whose entries are all durable: what the shell
     /// reports with `Input::Persisted`. An undurable reset makes nothing past its start durable.
-    fn durable_prefix_index(&self) -> Offset {
+    fn durable_prefix(&self) -> LogPosition {
         if self.durable.before_start != self.volatile.before_start {
-            return self.volatile.before_start.index;
+            return self.volatile.before_start;
         }
-        let mut index = self.volatile.before_start.index;
+        let mut last = self.volatile.before_start;
         for (volatile, durable) in self.volatile.entries.iter().zip(&self.durable.entries) {
             if volatile != durable {
                 break;
             }
-            index = volatile.index;
+            last = LogPosition { term: volatile.term, index: volatile.index };
         }
-        index
+        last
     }
 
     /// Makes the oldest `writes` queued writes durable.
@@ -838,17 +838,16 @@ impl Cluster {
                 Effect::PersistHardState(hard) => Write::HardState(hard),
                 Effect::Truncate { after } => Write::Truncate { after },
                 Effect::Append { entries } => Write::Append(entries),
-                Effect::ResetLog { log_start } => {
-                    // The effect names the offset only; the term of the entry before it comes
-                    // from the core's log (the shell needs it to recover the log start).
+                Effect::ResetLog { before_start, .. } => {
                     let core_start = self.replicas[at].raft.as_ref().expect("live").log().before_start();
-                    if core_start.index.next() != log_start {
+                    if core_start != before_start {
                         return Err(format!(
-                            "ShellMirrorsCore: n{id} ResetLog to {log_start}, core starts after {}",
+                            "ShellMirrorsCore: n{id} ResetLog after {}, core starts after {}",
+                            position(before_start),
                             position(core_start)
                         ));
                     }
-                    Write::Reset { before_start: core_start }
+                    Write::Reset { before_start }
                 }
                 Effect::Send(envelope) => {
                     // Rule 2: every earlier write is durable before the message leaves.
@@ -904,9 +903,20 @@ impl Cluster {
                 replica.committed_reported
             ));
         }
-        let Some(entry) = replica.volatile.entry_at(index).copied() else {
+        // After a reset (LogStart), the commit index is the position before the new log start:
+        // an entry this log no longer holds, which must be one already known committed.
+        let start = replica.volatile.before_start;
+        let at_start = self.committed.get(&index).map(|c| c.entry).filter(|_| index == start.index);
+        let Some(entry) = replica.volatile.entry_at(index).copied().or(at_start) else {
             return Err(format!("n{id} commits {index}, where its log has no entry: {}", replica.volatile.summary()));
         };
+        if index == start.index && entry.term != start.term {
+            return Err(format!(
+                "n{id} commits its log start {}, committed is {}",
+                position(start),
+                entry_text(&entry)
+            ));
+        }
         let term = replica.raft.as_ref().expect("live").term();
         no_ack_beyond_majority_persisted(id, &entry, &self.durable_logs(), self.quorum())?;
         let log = replica.volatile.clone();
@@ -939,8 +949,8 @@ impl Cluster {
     }
 
     fn report_persisted(&mut self, at: usize) -> Result<(), String> {
-        let index = self.replicas[at].durable_prefix_index();
-        self.step_core(at, Input::Persisted { index })
+        let last = self.replicas[at].durable_prefix();
+        self.step_core(at, Input::Persisted { last })
     }
 
     fn crash(&mut self, at: usize, log_writes_surviving: usize, hard_state_writes_surviving: usize) {
@@ -1107,7 +1117,7 @@ impl Cluster {
             }
             replica.committed_seen = raft.committed();
             // NoAckBeyondMajorityPersisted: the core counts as durable only what is.
-            let durable_index = replica.durable_prefix_index();
+            let durable_index = replica.durable_prefix().index;
             if raft.log().persisted() > durable_index {
                 return Err(format!(
                     "NoAckBeyondMajorityPersisted: n{} believes its log durable to {}, only {durable_index} is",
@@ -1486,7 +1496,7 @@ fn effect_text(effect: &Effect) -> String {
         Effect::PersistHardState(hard) => format!("PersistHardState {}", hard_text(*hard)),
         Effect::Truncate { after } => format!("Truncate after {}", position(*after)),
         Effect::Append { entries } => format!("Append [{}]", entries_text(entries)),
-        Effect::ResetLog { log_start } => format!("ResetLog {log_start}"),
+        Effect::ResetLog { before_start, .. } => format!("ResetLog after {}", position(*before_start)),
         Effect::Send(envelope) => format!("Send {}", envelope_text(envelope)),
         Effect::Replicate(envelope) => format!("Replicate {}", envelope_text(envelope)),
         Effect::Committed { index } => format!("Committed {index}"),

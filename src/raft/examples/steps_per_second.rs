@@ -4,7 +4,7 @@
 //!
 //! Bounded: `PROPOSALS` proposals, each fully delivered and committed before the next batch.
 
-use sluice_raft::{Config, Effect, Envelope, HardState, Input, Raft, RaftLog, Role};
+use sluice_raft::{Config, Effect, Envelope, HardState, Input, LogPosition, Raft, RaftLog, Role};
 use sluice_types::NodeId;
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Instant;
@@ -34,8 +34,9 @@ impl Group {
             match effect {
                 Effect::Send(envelope) | Effect::Replicate(envelope) => self.network.push_back(envelope),
                 Effect::Append { entries } => {
-                    let last = entries.last().expect("non-empty").index;
-                    self.step(index, Input::Persisted { index: last });
+                    let last = entries.last().expect("non-empty");
+                    let last = LogPosition { term: last.term, index: last.index };
+                    self.step(index, Input::Persisted { last });
                 }
                 _ => {}
             }

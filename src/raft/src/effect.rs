@@ -9,11 +9,16 @@
 //!    entries while it writes them itself (Raft thesis §10.2.1), because it counts itself
 //!    toward a majority only through `Input::Persisted`.
 //! 3. Appends become durable asynchronously (group commit): the shell reports progress with
-//!    `Input::Persisted`; the leader counts itself toward a majority only for what it has
+//!    `Input::Persisted`, naming the last durable entry by index *and* term, so a report that
+//!    raced a truncation cannot vouch for different entries at the same index; the leader counts itself toward a majority only for what it has
 //!    persisted, and a follower acknowledges only what it has persisted.
 //! 4. `Committed` is the high watermark: the shell may acknowledge acks=all producers and serve
 //!    reads up to it. It never decreases.
+//! 5. Retention: after `Input::LogStartMoved`, the shell persists `Raft::membership_at` of the
+//!    new `before_start` beside the log start, because `Raft::new` needs the configuration as of
+//!    the log start and the entries that changed it may be gone.
 
+use crate::membership::Membership;
 use crate::message::{EntryMeta, Envelope, LogPosition};
 use sluice_types::{NodeId, Offset, Term};
 
@@ -46,8 +51,12 @@ pub enum Effect {
     /// `AppendEntries` (the shell has their bytes); for a leader, `LeaderNoop` entries are
     /// created by the shell as Kafka control batches at the given offsets.
     Append { entries: Vec<EntryMeta> },
-    /// Drop the log and start it empty at `log_start` (follower behind the leader's log start).
-    ResetLog { log_start: Offset },
+    /// Drop the log and start it empty after `before_start` (a follower behind the leader's
+    /// log start). The shell must persist `before_start` (its term too: it is the log's first
+    /// `prev` for consistency checks) and `membership`, the configuration as of the new start,
+    /// which `Raft::new` takes on restart (membership changes in the skipped prefix are gone).
+    /// A `Committed { index: before_start.index }` follows when it raises the commit index.
+    ResetLog { before_start: LogPosition, membership: Membership },
     /// Send a message once every earlier persist effect is durable (rule 2).
     Send(Envelope),
     /// A leader's AppendEntries (or LogStart): may be sent at once. The shell attaches the

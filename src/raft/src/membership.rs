@@ -52,6 +52,13 @@ impl Raft {
         if self.membership_changed_at() > self.log.committed() {
             return Err(ProposeError::MembershipChangeInProgress);
         }
+        // A new leader first commits an entry of its own term (its no-op): otherwise a change
+        // it proposes can be decided by a majority that misses an uncommitted change of an
+        // earlier leader, and two leaders of different configurations can coexist (Ongaro,
+        // raft-dev 2015, "bug in single-server membership changes"; fixed in thesis §4.1).
+        if self.log.term_at(self.log.committed()) != Some(self.hard.term) {
+            return Err(ProposeError::MembershipChangeInProgress);
+        }
         let current = self.membership();
         let invalid = current.apply(change).is_none()
             || matches!(change, MembershipChange::Remove(id) if id == self.config.id)
@@ -65,8 +72,9 @@ impl Raft {
         Ok((entry, std::mem::take(&mut self.effects)))
     }
 
-    /// The membership as of the entry at `index` (after applying it).
-    pub(crate) fn membership_at(&self, index: Offset) -> Membership {
+    /// The membership as of the entry at `index` (after applying it). The shell persists it for
+    /// the position before the log start after retention (`effect.rs`, rule 5).
+    pub fn membership_at(&self, index: Offset) -> Membership {
         self.membership_history
             .iter()
             .find(|(changed_at, _)| *changed_at > index)
@@ -103,7 +111,7 @@ impl Raft {
         }
     }
 
-    fn set_membership(&mut self, next: Membership) {
+    pub(crate) fn set_membership(&mut self, next: Membership) {
         assert!(next.voters.is_disjoint(&next.learners));
         let last = self.log.last().index;
         if self.role == Role::Leader {

@@ -23,9 +23,10 @@ pub enum Input {
         randomized_election_timeout_ticks: u32,
     },
     Receive(Envelope),
-    /// The local log is durable up to `index`.
+    /// The local log is durable up to and including the entry at `last` (index and term). A
+    /// position this log no longer holds (a report that raced a truncation) is ignored.
     Persisted {
-        index: Offset,
+        last: LogPosition,
     },
     /// Retention or DeleteRecords moved the local log start (committed prefix only).
     LogStartMoved {
@@ -179,8 +180,8 @@ impl Raft {
                 self.tick();
             }
             Input::Receive(envelope) => self.receive(envelope),
-            Input::Persisted { index } => {
-                self.log.mark_persisted(index);
+            Input::Persisted { last } => {
+                self.log.mark_persisted(last);
                 if self.role == Role::Leader {
                     self.maybe_commit();
                 }

@@ -170,11 +170,12 @@ impl RaftLog {
         self.persisted = self.persisted.max(self.before_start.index);
     }
 
-    pub fn mark_persisted(&mut self, index: Offset) {
-        // A report for entries since truncated says nothing about the current suffix.
-        let index = index.min(self.last().index);
-        if index > self.persisted {
-            self.persisted = index;
+    /// The shell made the log durable through `last`. A position this log does not hold is a
+    /// report about entries since truncated (and maybe replaced at the same index by entries of
+    /// a later term): it says nothing about the current entries, so it is ignored.
+    pub fn mark_persisted(&mut self, last: LogPosition) {
+        if self.matches(last) && last.index > self.persisted {
+            self.persisted = last.index;
         }
     }
 

@@ -243,14 +243,26 @@ impl Raft {
         self.become_follower(self.hard.term, Some(from));
         let before_start = LogPosition { term: log_start_term, index: Offset(log_start.0 - 1) };
         if !self.log.matches(before_start) && before_start.index >= self.log.committed() {
+            let committed_before = self.log.committed();
             self.log.reset(before_start);
             // The skipped prefix held any membership changes up to the log start.
             self.membership_history.clear();
-            self.voters = membership.voters;
-            self.learners = membership.learners;
-            self.emit(Effect::ResetLog { log_start });
+            self.set_membership(membership.clone());
+            self.emit(Effect::ResetLog { before_start, membership });
+            if before_start.index > committed_before {
+                // Everything behind the leader's log start is committed (only committed entries
+                // are removed from a prefix), so the high watermark moves with it.
+                self.emit(Effect::Committed { index: before_start.index });
+            }
         }
-        let matched = if self.log.matches(before_start) { before_start } else { self.log.last() };
+        // Acknowledge only what is known to match the leader: the leader's `before_start`, or
+        // our commit index, whichever is later. Committed entries are in every later leader's
+        // log (Leader Completeness, Raft §5.4); an uncommitted suffix may not be, and claiming
+        // it would let the leader count entries we do not hold toward a majority.
+        let committed = self.log.committed();
+        let committed_at =
+            LogPosition { term: self.log.term_at(committed).expect("the commit index is held"), index: committed };
+        let matched = if self.log.matches(before_start) { before_start.max(committed_at) } else { committed_at };
         self.send(from, Message::AppendResponse { term: self.hard.term, success: true, matched });
     }
 

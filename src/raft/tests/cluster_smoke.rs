@@ -2,7 +2,9 @@
 //! replica (Raft §5.2, §5.3). The smallest end-to-end check of the core; the adversarial
 //! schedules live in proptests/tests/raft_model.rs.
 
-use sluice_raft::{Config, Effect, Envelope, HardState, Input, MembershipChange, ProposeError, Raft, RaftLog, Role};
+use sluice_raft::{
+    Config, Effect, Envelope, HardState, Input, LogPosition, MembershipChange, ProposeError, Raft, RaftLog, Role,
+};
 use sluice_types::{NodeId, Offset};
 use std::collections::{BTreeSet, VecDeque};
 
@@ -32,8 +34,9 @@ impl Cluster {
                 Effect::Send(envelope) | Effect::Replicate(envelope) => self.network.push_back(envelope),
                 // Perfect disk: everything appended is durable at once.
                 Effect::Append { entries } => {
-                    let last = entries.last().expect("non-empty").index;
-                    let persisted = self.replicas[index].step(Input::Persisted { index: last });
+                    let last = entries.last().expect("non-empty");
+                    let last = LogPosition { term: last.term, index: last.index };
+                    let persisted = self.replicas[index].step(Input::Persisted { last });
                     self.apply(index, persisted);
                 }
                 _ => {}

@@ -566,8 +566,9 @@ impl Cluster {
 
     /// Feeds `Input::Persisted` with the durable log's end.
     fn report_persisted(&mut self, id: NodeId, print: bool) {
-        let index = self.node(id).durable.last().index;
-        let effects = self.raft(id).expect("live").step(Input::Persisted { index });
+        let last = self.node(id).durable.last();
+        let index = last.index;
+        let effects = self.raft(id).expect("live").step(Input::Persisted { last });
         if print || !effects.is_empty() {
             self.out.event(format!("{id}: persisted up to {index}"));
         }
@@ -656,11 +657,10 @@ impl Cluster {
                 Effect::PersistHardState(hard) => self.node(id).pending.push(Write::Hard(hard)),
                 Effect::Truncate { after } => self.node(id).pending.push(Write::Truncate(after)),
                 Effect::Append { entries } => self.node(id).pending.push(Write::Append(entries)),
-                Effect::ResetLog { log_start } => {
+                Effect::ResetLog { before_start, membership } => {
                     let raft = self.raft(id).expect("live");
-                    let before_start = raft.log().before_start();
-                    assert_eq!(before_start.index.next(), log_start, "ResetLog names the core's new log start");
-                    let membership = raft.membership();
+                    assert_eq!(raft.log().before_start(), before_start, "ResetLog names the core's new log start");
+                    assert_eq!(raft.membership(), membership, "ResetLog names the core's membership");
                     self.node(id).pending.push(Write::Reset { before_start, membership });
                 }
                 Effect::Send(envelope) => {
@@ -724,7 +724,9 @@ impl Cluster {
         let entries: Vec<EntryMeta> = raft.log().entries().filter(|e| e.index <= index).copied().collect();
         let before_start = raft.log().before_start().index;
         let voters = raft.voters().clone();
-        for (at, entry) in self.committed.range(Offset(before_start.0 + 1)..=index) {
+        // A commit index at the log start (after a reset) names no entry this log holds.
+        let held = self.committed.range(Offset(before_start.0 + 1)..).take_while(|(at, _)| **at <= index);
+        for (at, entry) in held {
             assert!(
                 entries.contains(entry),
                 "State Machine Safety broken: node {id} commits up to {index} without committed entry {entry:?} at {at}"

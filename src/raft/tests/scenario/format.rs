@@ -94,7 +94,7 @@ pub fn local_effect(id: NodeId, effect: &Effect) -> Option<String> {
         Effect::PersistHardState(hard) => format!("persist {}", hard_state(*hard)),
         Effect::Truncate { after } => format!("truncate after={}", position(*after)),
         Effect::Append { entries: list } => format!("append {}", entries(list)),
-        Effect::ResetLog { log_start } => format!("reset-log start={log_start}"),
+        Effect::ResetLog { before_start, .. } => format!("reset-log start={}", before_start.index.next()),
         Effect::Committed { index } => format!("commit={index}"),
         Effect::LeaderChanged { leader: l, term, role: r } => {
             format!("{} term={term} leader={}", role(*r), leader(*l))

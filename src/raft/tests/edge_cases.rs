@@ -1,0 +1,142 @@
+//! Single-replica edge cases of the Raft core, each driven by hand-built inputs: the places where
+//! a plausible shortcut is unsafe. The scenarios (tests/scenarios.rs) and the property tests
+//! (proptests/tests/raft_model.rs) cover whole groups; these pin one decision each.
+
+use sluice_raft::{
+    Config, Effect, EntryKind, EntryMeta, Envelope, HardState, Input, LogPosition, MembershipChange, Message,
+    ProposeError, Raft, RaftLog, Role,
+};
+use sluice_types::{NodeId, Offset, Term};
+use std::collections::BTreeSet;
+
+fn ids(list: &[i32]) -> BTreeSet<NodeId> {
+    list.iter().copied().map(NodeId).collect()
+}
+
+fn data(index: i64, term: i32) -> EntryMeta {
+    EntryMeta { index: Offset(index), term: Term(term), kind: EntryKind::Data, size_bytes: 100 }
+}
+
+fn at(index: i64, term: i32) -> LogPosition {
+    LogPosition { term: Term(term), index: Offset(index) }
+}
+
+fn receive(raft: &mut Raft, from: i32, message: Message) -> Vec<Effect> {
+    raft.step(Input::Receive(Envelope { from: NodeId(from), to: raft.id(), message }))
+}
+
+fn answers(effects: &[Effect]) -> Vec<Message> {
+    effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::Send(envelope) | Effect::Replicate(envelope) => Some(envelope.message.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Effect contract rule 3 (effect.rs): a durability report names the entry, not just the
+/// index. Here a report for the old entry at index 8 arrives after a new leader replaced it
+/// with a different entry at the same index; counting it would let a leader (or this follower's
+/// acknowledgement) treat an undurable entry as durable (Raft Figure 2: "respond after entries
+/// are stored").
+#[test]
+fn a_durability_report_for_a_truncated_entry_is_ignored() {
+    let hard = HardState { term: Term(1), voted_for: None };
+    let log = RaftLog::starting_at(LogPosition::EMPTY);
+    let mut raft = Raft::new(Config::new(NodeId(2)), ids(&[1, 2, 3]), BTreeSet::new(), hard, log);
+    let first = Message::AppendEntries {
+        term: Term(1),
+        prev: LogPosition::EMPTY,
+        entries: vec![data(4, 1), data(8, 1)],
+        commit: Offset(-1),
+        log_start: Offset(0),
+    };
+    receive(&mut raft, 1, first);
+    // A new leader of term 2 replaces (1,8) with (2,8).
+    let second = Message::AppendEntries {
+        term: Term(2),
+        prev: at(4, 1),
+        entries: vec![data(8, 2)],
+        commit: Offset(-1),
+        log_start: Offset(0),
+    };
+    let effects = receive(&mut raft, 3, second);
+    assert!(effects.contains(&Effect::Truncate { after: at(4, 1) }), "{effects:?}");
+    assert_eq!(raft.log().last(), at(8, 2));
+
+    raft.step(Input::Persisted { last: at(8, 1) });
+    assert_eq!(raft.log().persisted(), Offset(-1), "a report about the replaced entry counted");
+    raft.step(Input::Persisted { last: at(4, 1) });
+    assert_eq!(raft.log().persisted(), Offset(4));
+    raft.step(Input::Persisted { last: at(8, 2) });
+    assert_eq!(raft.log().persisted(), Offset(8));
+}
+
+/// Raft §5.4 (Leader Completeness) and §5.3: a follower told a log start below its own commit
+/// index cannot reset, and must acknowledge only what it knows matches the leader: its commit
+/// index, not its last entry, which is an uncommitted suffix the leader may not hold.
+#[test]
+fn a_log_start_below_the_commit_index_acknowledges_the_commit_index_not_the_suffix() {
+    let hard = HardState { term: Term(2), voted_for: None };
+    let log = RaftLog::recovered(at(3, 1), vec![data(8, 1)], Offset(3));
+    let mut raft = Raft::new(Config::new(NodeId(2)), ids(&[1, 2, 3]), BTreeSet::new(), hard, log);
+    assert_eq!(raft.committed(), Offset(3));
+    let membership = raft.membership();
+    let message = Message::LogStart { term: Term(2), log_start: Offset(2), log_start_term: Term(1), membership };
+    let effects = receive(&mut raft, 1, message);
+    assert!(!effects.iter().any(|e| matches!(e, Effect::ResetLog { .. })), "{effects:?}");
+    let expected = Message::AppendResponse { term: Term(2), success: true, matched: at(3, 1) };
+    assert_eq!(answers(&effects), vec![expected]);
+    assert_eq!(raft.log().last(), at(8, 1), "the suffix stays until a leader's append decides it");
+}
+
+/// Behind the leader's log start, a follower resets its log, adopts the membership as of the
+/// start (the changes in the skipped prefix are skipped too), reports the new commit index
+/// (everything behind a log start is committed) and acknowledges the position before the start.
+#[test]
+fn a_reset_names_the_start_and_membership_and_commits_the_skipped_prefix() {
+    let hard = HardState { term: Term(1), voted_for: None };
+    let log = RaftLog::recovered(LogPosition::EMPTY, vec![data(2, 1)], Offset(-1));
+    let mut raft = Raft::new(Config::new(NodeId(4)), ids(&[1, 2, 3]), ids(&[4]), hard, log);
+    assert_eq!(raft.role(), Role::Learner);
+    let membership = sluice_raft::Membership { voters: ids(&[1, 2, 3, 4]), learners: BTreeSet::new() };
+    let message = Message::LogStart {
+        term: Term(3),
+        log_start: Offset(10),
+        log_start_term: Term(2),
+        membership: membership.clone(),
+    };
+    let effects = receive(&mut raft, 1, message);
+    let reset = Effect::ResetLog { before_start: at(9, 2), membership: membership.clone() };
+    let position = effects.iter().position(|e| *e == reset).expect("a reset");
+    assert_eq!(effects[position + 1], Effect::Committed { index: Offset(9) });
+    assert_eq!(raft.committed(), Offset(9));
+    assert_eq!(raft.membership(), membership);
+    assert_eq!(raft.role(), Role::Follower, "promoted in the skipped prefix: now a voter");
+    assert_eq!(raft.membership_at(Offset(9)), membership);
+    let expected = Message::AppendResponse { term: Term(3), success: true, matched: at(9, 2) };
+    assert_eq!(answers(&effects), vec![expected]);
+}
+
+/// Raft thesis §4.1 (after Ongaro's 2015 correction to single-server changes): a new leader may
+/// not propose a membership change until an entry of its own term has committed.
+#[test]
+fn a_new_leader_proposes_no_membership_change_before_its_noop_commits() {
+    let mut raft =
+        Raft::new(Config::new(NodeId(1)), ids(&[1]), BTreeSet::new(), HardState::default(), RaftLog::default());
+    let effects = raft.step(Input::Campaign);
+    assert_eq!(raft.role(), Role::Leader, "{effects:?}");
+    let noop = raft.log().last();
+    assert_eq!(raft.committed(), Offset(-1));
+    let refused = raft.propose_membership(MembershipChange::AddLearner(NodeId(2)));
+    assert_eq!(refused.err(), Some(ProposeError::MembershipChangeInProgress));
+
+    let effects = raft.step(Input::Persisted { last: noop });
+    assert_eq!(effects, vec![Effect::Committed { index: noop.index }]);
+    let (entry, _) = raft.propose_membership(MembershipChange::AddLearner(NodeId(2))).expect("accepted");
+    assert_eq!(entry.kind, EntryKind::Membership(MembershipChange::AddLearner(NodeId(2))));
+    assert_eq!(raft.membership().learners, ids(&[2]));
+    let second = raft.propose_membership(MembershipChange::Remove(NodeId(2)));
+    assert_eq!(second.err(), Some(ProposeError::MembershipChangeInProgress), "one change in flight at most");
+}
