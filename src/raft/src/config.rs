@@ -47,6 +47,9 @@ impl Config {
             self.election_timeout_ticks_min > self.heartbeat_interval_ticks,
             "election timeout must exceed heartbeats"
         );
-        assert!(self.inflight_messages_max > 0 && self.inflight_bytes_max > 0 && self.append_bytes_max > 0);
+        assert!(
+            self.inflight_messages_max > 0 && self.inflight_bytes_max > 0 && self.append_bytes_max > 0,
+            "flow control limits must be positive"
+        );
     }
 }

@@ -140,3 +140,144 @@ fn a_new_leader_proposes_no_membership_change_before_its_noop_commits() {
     let second = raft.propose_membership(MembershipChange::Remove(NodeId(2)));
     assert_eq!(second.err(), Some(ProposeError::MembershipChangeInProgress), "one change in flight at most");
 }
+
+fn follower(id: i32, voters: &[i32], hard: HardState, log: RaftLog) -> Raft {
+    let mut config = Config::new(NodeId(id));
+    config.pre_vote = true;
+    Raft::new(config, ids(voters), BTreeSet::new(), hard, log)
+}
+
+fn granted(effects: &[Effect]) -> Vec<bool> {
+    answers(effects)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::VoteResponse { granted, .. } | Message::PreVoteResponse { granted, .. } => Some(granted),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Raft §5.2 (Election Safety): a voter grants at most one vote per term, and answers a retried
+/// request from the same candidate the same way.
+#[test]
+fn a_voter_grants_one_vote_per_term() {
+    let mut raft = follower(3, &[1, 2, 3], HardState { term: Term(1), voted_for: None }, RaftLog::default());
+    let vote = |term| Message::Vote { term: Term(term), last: LogPosition::EMPTY, transfer: false };
+    let effects = receive(&mut raft, 1, vote(2));
+    assert_eq!(granted(&effects), vec![true]);
+    assert!(effects.contains(&Effect::PersistHardState(HardState { term: Term(2), voted_for: Some(NodeId(1)) })));
+    assert_eq!(granted(&receive(&mut raft, 2, vote(2))), vec![false], "a second vote in term 2");
+    assert_eq!(granted(&receive(&mut raft, 1, vote(2))), vec![true], "the same candidate's retry");
+    assert_eq!(raft.hard_state(), HardState { term: Term(2), voted_for: Some(NodeId(1)) });
+}
+
+/// Raft thesis §9.6: a pre-vote is granted only for a term later than ours, to a voter, whose
+/// log is at least as up to date as ours (§5.4.1); granting never changes our term or vote.
+#[test]
+fn a_pre_vote_needs_a_later_term_a_voter_and_an_up_to_date_log() {
+    let hard = HardState { term: Term(2), voted_for: Some(NodeId(1)) };
+    let log = RaftLog::recovered(LogPosition::EMPTY, vec![data(5, 1)], Offset(-1));
+    let mut raft = follower(3, &[1, 2, 3], hard, log);
+    let pre_vote = |term, last| Message::PreVote { term: Term(term), last };
+    assert_eq!(granted(&receive(&mut raft, 2, pre_vote(2, at(5, 1)))), vec![false], "not a later term");
+    assert_eq!(granted(&receive(&mut raft, 2, pre_vote(3, at(2, 1)))), vec![false], "a stale log");
+    assert_eq!(granted(&receive(&mut raft, 9, pre_vote(3, at(5, 1)))), vec![false], "not a voter");
+    let effects = receive(&mut raft, 2, pre_vote(3, at(5, 1)));
+    let expected = Message::PreVoteResponse { term: Term(3), granted: true };
+    assert_eq!(answers(&effects), vec![expected], "the answer carries the asked term");
+    assert_eq!(raft.hard_state(), hard, "a pre-vote changes nothing durable");
+    assert!(!effects.iter().any(|e| matches!(e, Effect::PersistHardState(_))));
+}
+
+/// Raft thesis §4.2.3 (leader stickiness): while a leader is heard from, a pre-vote for a later
+/// term gets no answer at all; one for the current term is answered (and refused).
+#[test]
+fn a_follower_hearing_its_leader_ignores_pre_votes_for_later_terms() {
+    let mut raft = follower(3, &[1, 2, 3], HardState { term: Term(2), voted_for: None }, RaftLog::default());
+    let heartbeat = Message::AppendEntries {
+        term: Term(2),
+        prev: LogPosition::EMPTY,
+        entries: Vec::new(),
+        commit: Offset(-1),
+        log_start: Offset(0),
+    };
+    receive(&mut raft, 1, heartbeat);
+    assert_eq!(raft.leader(), Some(NodeId(1)));
+    let later = receive(&mut raft, 2, Message::PreVote { term: Term(3), last: LogPosition::EMPTY });
+    assert!(answers(&later).is_empty(), "{later:?}");
+    let current = receive(&mut raft, 2, Message::PreVote { term: Term(2), last: LogPosition::EMPTY });
+    assert_eq!(granted(&current), vec![false]);
+}
+
+/// Raft §5.2: a candidate that a majority refuses stops being a candidate at once (it does not
+/// wait for its election timeout to learn it lost).
+#[test]
+fn a_candidate_refused_by_a_majority_steps_down() {
+    let mut config = Config::new(NodeId(1));
+    config.pre_vote = false;
+    let mut raft = Raft::new(config, ids(&[1, 2, 3]), BTreeSet::new(), HardState::default(), RaftLog::default());
+    raft.step(Input::Campaign);
+    assert_eq!(raft.role(), Role::Candidate);
+    let refusal = Message::VoteResponse { term: Term(1), granted: false };
+    receive(&mut raft, 2, refusal.clone());
+    assert_eq!(raft.role(), Role::Candidate, "one refusal of three is not a majority");
+    receive(&mut raft, 3, refusal);
+    assert_eq!(raft.role(), Role::Follower);
+    assert_eq!(raft.term(), Term(1));
+}
+
+/// Raft thesis §4.1: single-server changes that make no sense are refused: removing a stranger
+/// or the last voter, adding a voter as a learner, promoting a non-learner.
+#[test]
+fn membership_changes_that_make_no_sense_are_refused() {
+    let membership = sluice_raft::Membership { voters: ids(&[1]), learners: ids(&[2]) };
+    assert_eq!(membership.apply(MembershipChange::Remove(NodeId(9))), None);
+    assert_eq!(membership.apply(MembershipChange::Remove(NodeId(1))), None, "the last voter");
+    assert_eq!(membership.apply(MembershipChange::AddLearner(NodeId(1))), None);
+    assert_eq!(membership.apply(MembershipChange::AddLearner(NodeId(2))), None);
+    assert_eq!(membership.apply(MembershipChange::PromoteLearner(NodeId(1))), None);
+    let promoted = membership.apply(MembershipChange::PromoteLearner(NodeId(2))).expect("valid");
+    assert_eq!(promoted, sluice_raft::Membership { voters: ids(&[1, 2]), learners: BTreeSet::new() });
+    let removed = membership.apply(MembershipChange::Remove(NodeId(2))).expect("valid");
+    assert_eq!(removed, sluice_raft::Membership { voters: ids(&[1]), learners: BTreeSet::new() });
+}
+
+/// Raft thesis §3.10 and §4.2.1: a leader does not remove itself (it transfers leadership
+/// first), and promotes a learner only once the learner holds everything committed.
+#[test]
+fn a_leader_refuses_to_remove_itself_or_promote_a_learner_that_lags() {
+    let mut raft = Raft::new(Config::new(NodeId(1)), ids(&[1, 3]), ids(&[2]), HardState::default(), RaftLog::default());
+    raft.step(Input::Campaign);
+    receive(&mut raft, 3, Message::PreVoteResponse { term: Term(1), granted: true });
+    receive(&mut raft, 3, Message::VoteResponse { term: Term(1), granted: true });
+    assert_eq!(raft.role(), Role::Leader);
+    let noop = raft.log().last();
+    raft.step(Input::Persisted { last: noop });
+    receive(&mut raft, 3, Message::AppendResponse { term: Term(1), success: true, matched: noop });
+    assert_eq!(raft.committed(), noop.index);
+
+    let remove_self = raft.propose_membership(MembershipChange::Remove(NodeId(1)));
+    assert_eq!(remove_self.err(), Some(ProposeError::InvalidMembershipChange));
+    let early = raft.propose_membership(MembershipChange::PromoteLearner(NodeId(2)));
+    assert_eq!(early.err(), Some(ProposeError::InvalidMembershipChange), "the learner holds nothing yet");
+    receive(&mut raft, 2, Message::AppendResponse { term: Term(1), success: true, matched: noop });
+    let (entry, _) = raft.propose_membership(MembershipChange::PromoteLearner(NodeId(2))).expect("caught up");
+    assert_eq!(entry.kind, EntryKind::Membership(MembershipChange::PromoteLearner(NodeId(2))));
+    assert_eq!(raft.voters(), &ids(&[1, 2, 3]));
+}
+
+#[test]
+#[should_panic(expected = "election timeout must exceed heartbeats")]
+fn a_config_whose_election_timeout_does_not_exceed_heartbeats_is_refused() {
+    let mut config = Config::new(NodeId(1));
+    config.election_timeout_ticks_min = config.heartbeat_interval_ticks;
+    Raft::new(config, ids(&[1]), BTreeSet::new(), HardState::default(), RaftLog::default());
+}
+
+#[test]
+#[should_panic(expected = "flow control limits must be positive")]
+fn a_config_with_an_empty_inflight_window_is_refused() {
+    let mut config = Config::new(NodeId(1));
+    config.inflight_messages_max = 0;
+    Raft::new(config, ids(&[1]), BTreeSet::new(), HardState::default(), RaftLog::default());
+}
