@@ -17,8 +17,10 @@ use crate::message::{EntryMeta, Envelope, LogPosition, Message};
 use crate::raft::Raft;
 use sluice_types::{NodeId, Offset, Term};
 
-/// The size attributed to a leader's no-op control batch (one control record).
-pub const LEADER_NOOP_BYTES: u32 = 80;
+/// The size of Raft's own entries (a leader's no-op, a membership change): Kafka control batches
+/// of one record that the shell builds to exactly this size (the broker's
+/// `replication/entries.rs` asserts it), so the entry metadata the core records is the batch's.
+pub const LEADER_NOOP_BYTES: u32 = 79;
 /// Leadership transfer gives up after this many election timeouts.
 const TRANSFER_TIMEOUTS_MAX: u32 = 1;
 

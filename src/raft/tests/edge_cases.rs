@@ -281,3 +281,36 @@ fn a_config_with_an_empty_inflight_window_is_refused() {
     config.inflight_messages_max = 0;
     Raft::new(config, ids(&[1]), BTreeSet::new(), HardState::default(), RaftLog::default());
 }
+
+fn membership_entry(index: i64, term: i32, change: MembershipChange) -> EntryMeta {
+    EntryMeta { index: Offset(index), term: Term(term), kind: EntryKind::Membership(change), size_bytes: 80 }
+}
+
+/// Raft thesis §4.1: a replica uses the latest configuration in its log, committed or not, so a
+/// truncation that removes a membership entry must restore the configuration before it.
+#[test]
+fn truncating_an_uncommitted_membership_entry_restores_the_previous_membership() {
+    let mut raft = follower(3, &[1, 2, 3], HardState { term: Term(1), voted_for: None }, RaftLog::default());
+    let add = Message::AppendEntries {
+        term: Term(1),
+        prev: LogPosition::EMPTY,
+        entries: vec![data(0, 1), membership_entry(1, 1, MembershipChange::AddLearner(NodeId(4)))],
+        commit: Offset(0),
+        log_start: Offset(0),
+    };
+    receive(&mut raft, 1, add);
+    assert_eq!(raft.membership().learners, ids(&[4]), "in effect as soon as it is in the log");
+    assert_eq!(raft.membership_at(Offset(1)).learners, ids(&[4]), "as of the entry, after applying it");
+    assert_eq!(raft.membership_at(Offset(0)).learners, BTreeSet::new(), "before the entry");
+    let replace = Message::AppendEntries {
+        term: Term(2),
+        prev: at(0, 1),
+        entries: vec![data(1, 2)],
+        commit: Offset(0),
+        log_start: Offset(0),
+    };
+    let effects = receive(&mut raft, 2, replace);
+    assert!(effects.contains(&Effect::Truncate { after: at(0, 1) }), "{effects:?}");
+    assert_eq!(raft.membership().learners, BTreeSet::new());
+    assert_eq!(raft.voters(), &ids(&[1, 2, 3]));
+}
