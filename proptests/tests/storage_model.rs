@@ -1,10 +1,14 @@
 //! Property test: the partition log against a reference model, on a crashing `SimDisk`.
 //!
 //! What: proptest generates a disk seed, crash behaviour, a tiny `segment.bytes` and a sequence
-//! of operations (append, flush, read, retention, DeleteRecords, power loss between or inside
-//! operations, clean reopen). Each runs against the real `PartitionLog` and against a model: the
-//! acknowledged-durable batches (covered by a completed flush) and the maybe-present batches
-//! (appended, not yet flushed). After every recovery the log must hold:
+//! of operations (append, replicated append, flush, read, retention, DeleteRecords, a replica's
+//! truncation and reset, power loss between or inside operations, clean reopen). Each runs
+//! against the real `PartitionLog` and against a model: the acknowledged-durable batches
+//! (covered by a completed flush) and the maybe-present batches (appended, not yet flushed).
+//! A truncation first turns the durable batches it removes into maybe-present ones (a crash
+//! inside it may keep any prefix of them) and forgets them once it returns (it is durable
+//! then); a reset makes everything maybe-present until it returns, and a crash inside it may
+//! also leave the empty log at its target. After every recovery the log must hold:
 //!
 //! - DurableSurvives: every acknowledged-durable batch, byte for byte, at its offset;
 //! - PrefixOnly: a dense prefix of everything appended, durable batches then maybe-present ones,
@@ -53,6 +57,8 @@ const CRASH_DISK_OPS_MAX: u16 = 80;
 const READ_BYTES_CHOICES: [u32; 2] = [1, 1 << 20];
 /// Reads a whole-log scan may issue.
 const SCAN_READS_MAX: u32 = 100_000;
+/// How far beyond the log end a reset may restart the log.
+const RESET_AHEAD_MAX: i64 = 40;
 
 // ---------------------------------------------------------------------------------------------
 // The generated case.
@@ -61,6 +67,11 @@ const SCAN_READS_MAX: u32 = 100_000;
 #[derive(Clone, Debug)]
 enum Op {
     Append {
+        records: i32,
+        payload_bytes: usize,
+    },
+    /// The same batch stamped as a leader would, through `append_replicated`.
+    AppendReplicated {
         records: i32,
         payload_bytes: usize,
     },
@@ -74,6 +85,15 @@ enum Op {
     Retention,
     /// DeleteRecords up to `log_start + at % (flushed - log_start + 1)`.
     DeleteRecords {
+        at: u32,
+    },
+    /// Truncates so that the log ends at the base offset of the `at % n`-th of the n batches
+    /// that start at or above the log start.
+    Truncate {
+        at: u32,
+    },
+    /// Resets to `log_start + at % (log_end - log_start + RESET_AHEAD_MAX)`.
+    Reset {
         at: u32,
     },
     /// Power loss now; then recovery, itself cut short before its `during_recovery`-th disk op.
@@ -100,13 +120,17 @@ struct Case {
 
 fn op_strategy() -> impl Strategy<Value = Op> {
     prop_oneof![
-        10 => (1..=RECORDS_MAX, 0..PAYLOAD_BYTES_MAX)
+        6 => (1..=RECORDS_MAX, 0..PAYLOAD_BYTES_MAX)
             .prop_map(|(records, payload_bytes)| Op::Append { records, payload_bytes }),
+        4 => (1..=RECORDS_MAX, 0..PAYLOAD_BYTES_MAX)
+            .prop_map(|(records, payload_bytes)| Op::AppendReplicated { records, payload_bytes }),
         3 => Just(Op::Flush),
         3 => (any::<u32>(), prop::sample::select(READ_BYTES_CHOICES.to_vec()))
             .prop_map(|(at, max_bytes)| Op::Read { at, max_bytes }),
         1 => Just(Op::Retention),
         1 => any::<u32>().prop_map(|at| Op::DeleteRecords { at }),
+        2 => any::<u32>().prop_map(|at| Op::Truncate { at }),
+        1 => any::<u32>().prop_map(|at| Op::Reset { at }),
         1 => prop::option::of(0..CRASH_DISK_OPS_MAX).prop_map(|during_recovery| Op::Crash { during_recovery }),
         1 => (0..CRASH_DISK_OPS_MAX).prop_map(|disk_ops| Op::CrashDuringNext { disk_ops }),
         1 => Just(Op::Reopen),
@@ -151,6 +175,10 @@ struct Model {
     unsynced: Vec<Appended>,
     /// The highest log start offset durably recorded.
     log_start_floor: Offset,
+    /// The log end when the model holds no batch: 0, or where the last reset restarted it.
+    empty_end: Offset,
+    /// A reset in progress: its target and the log start before it.
+    pending_reset: Option<(Offset, Offset)>,
 }
 
 impl Model {
@@ -159,11 +187,11 @@ impl Model {
     }
 
     fn end(&self) -> Offset {
-        self.all().last().map_or(Offset(0), |batch| batch.next_offset)
+        self.all().last().map_or(self.empty_end, |batch| batch.next_offset)
     }
 
     fn durable_end(&self) -> Offset {
-        self.durable.last().map_or(Offset(0), |batch| batch.next_offset)
+        self.durable.last().map_or(self.empty_end, |batch| batch.next_offset)
     }
 
     fn push(&mut self, batch: Appended) {
@@ -180,6 +208,37 @@ impl Model {
 
     fn find(&self, base_offset: Offset) -> Option<&Appended> {
         self.all().find(|batch| batch.base_offset == base_offset)
+    }
+
+    /// A truncation to `new_end` is about to run: until it returns, a crash may keep any prefix
+    /// of the durable batches it removes.
+    fn truncating(&mut self, new_end: Offset) {
+        let removed_from = self.durable.partition_point(|batch| batch.base_offset < new_end);
+        let maybe: Vec<Appended> = self.durable.drain(removed_from..).collect();
+        self.unsynced.splice(0..0, maybe);
+    }
+
+    /// The truncation returned: it is durable, what it removed is gone for good.
+    fn truncated(&mut self, new_end: Offset) {
+        assert!(self.durable.last().is_none_or(|batch| batch.next_offset <= new_end));
+        self.unsynced.retain(|batch| batch.base_offset < new_end);
+    }
+
+    /// A reset is about to run: until it returns, a crash may keep any prefix of the old log.
+    fn resetting(&mut self, target: Offset, log_start: Offset) {
+        let mut maybe = std::mem::take(&mut self.durable);
+        maybe.append(&mut self.unsynced);
+        self.unsynced = maybe;
+        self.pending_reset = Some((target, log_start));
+    }
+
+    /// The log is empty at `log_start` (a reset returned, or a crash inside one left it so).
+    fn restarted(&mut self, log_start: Offset) {
+        self.durable.clear();
+        self.unsynced.clear();
+        self.empty_end = log_start;
+        self.log_start_floor = self.log_start_floor.max(log_start);
+        self.pending_reset = None;
     }
 
     /// After a recovery that ended the log at `log_end`: what survived becomes the new durable
@@ -255,7 +314,7 @@ impl System {
             // An append whose batch reached the log file before the cut succeeds: only its
             // best-effort index update (rebuilt at every open) failed. The model records it as
             // appended and unflushed either way, so recovery may or may not keep it.
-            let append_after_write = matches!(op, Op::Append { .. }) && result.is_ok();
+            let append_after_write = matches!(op, Op::Append { .. } | Op::AppendReplicated { .. }) && result.is_ok();
             assert!(result.is_err() || append_after_write, "{op:?} succeeded although the power failed inside it");
             self.recover(None).await;
         } else if let Err(error) = result {
@@ -266,6 +325,7 @@ impl System {
     async fn apply(&mut self, op: &Op) -> Result<(), StorageError> {
         match *op {
             Op::Append { records, payload_bytes } => self.append(records, payload_bytes).await,
+            Op::AppendReplicated { records, payload_bytes } => self.append_replicated(records, payload_bytes).await,
             Op::Flush => self.flush().await,
             Op::Read { at, max_bytes } => self.read(at, max_bytes).await,
             Op::Retention => {
@@ -278,6 +338,15 @@ impl System {
                 let target = Offset(start + i64::from(at) % (flushed - start + 1));
                 let log_start = self.log_mut().delete_records(target).await?;
                 self.raise_log_start_floor(log_start);
+                Ok(())
+            }
+            Op::Truncate { at } => self.truncate(at).await,
+            Op::Reset { at } => {
+                let (start, end) = (self.log().log_start_offset(), self.log().log_end_offset());
+                let target = Offset(start.0 + i64::from(at) % (end.0 - start.0 + RESET_AHEAD_MAX));
+                self.model.resetting(target, start);
+                self.log_mut().reset_to(target, NOW_MS).await?;
+                self.model.restarted(target);
                 Ok(())
             }
             Op::Crash { during_recovery } => {
@@ -319,6 +388,37 @@ impl System {
         result.map(drop)
     }
 
+    /// A follower's append: the leader's stamped bytes, stored verbatim.
+    async fn append_replicated(&mut self, records: i32, payload_bytes: usize) -> Result<(), StorageError> {
+        self.sequence += 1;
+        let expected = stamped(&producer_batch(self.sequence, records, payload_bytes), self.log().log_end_offset());
+        assert_eq!(expected.base_offset, self.model.end(), "log end and model end agree");
+        let result = self.log_mut().append_replicated(expected.bytes.clone(), NOW_MS).await;
+        match &result {
+            Ok(info) => assert_eq!(info.base_offset, expected.base_offset, "append at the log end"),
+            Err(_) if self.disk.crashed() => {}
+            Err(_) => return result.map(drop),
+        }
+        self.model.push(expected);
+        result.map(drop)
+    }
+
+    /// A replica's truncation at a batch boundary at or above the log start.
+    async fn truncate(&mut self, at: u32) -> Result<(), StorageError> {
+        let (start, end) = (self.log().log_start_offset(), self.log().log_end_offset());
+        let bases: Vec<Offset> =
+            self.model.all().map(|batch| batch.base_offset).filter(|base| *base >= start && *base < end).collect();
+        if bases.is_empty() {
+            return Ok(());
+        }
+        let new_end = bases[at as usize % bases.len()];
+        self.model.truncating(new_end);
+        self.log_mut().truncate_after(Offset(new_end.0 - 1)).await?;
+        assert_eq!(self.log().log_end_offset(), new_end);
+        self.model.truncated(new_end);
+        Ok(())
+    }
+
     async fn flush(&mut self) -> Result<(), StorageError> {
         let Some(plan) = self.log().flush_plan() else {
             return Ok(());
@@ -326,7 +426,8 @@ impl System {
         for file in &plan.files {
             file.sync_data().await?;
         }
-        self.log_mut().complete_flush(plan.end_offset, NOW_MS).await?;
+        let recorded = self.log_mut().complete_flush_plan(&plan, NOW_MS).await?;
+        assert!(recorded, "nothing truncated the log during the flush");
         self.model.acknowledge(plan.end_offset);
         Ok(())
     }
@@ -372,11 +473,22 @@ impl System {
     /// DurableSurvives, PrefixOnly and LogStartMonotonic.
     async fn check_recovered(&mut self) {
         let (log_start, log_end) = (self.log().log_start_offset(), self.log().log_end_offset());
+        if let Some((target, old_start)) = self.model.pending_reset.take() {
+            assert!(log_start == target || log_start == old_start, "a crashed reset left log start {log_start}");
+            if log_start == log_end {
+                // The reset's result, or the empty prefix of the old log at its start.
+                assert!(log_start >= self.model.log_start_floor, "log start {log_start} below the floor");
+                assert!(scan(self.log(), log_start).await.expect("reads").is_empty());
+                self.model.restarted(log_start);
+                return;
+            }
+            assert_eq!(log_start, old_start, "a crashed reset left old batches after its new start");
+        }
         let model = &self.model;
         assert!(log_start >= model.log_start_floor, "log start {log_start} below {}", model.log_start_floor);
         assert!(log_end >= model.durable_end(), "acknowledged batches lost: log end {log_end}");
         let boundary = model.all().map(|batch| batch.next_offset).take_while(|next| *next <= log_end).last();
-        assert_eq!(log_end, boundary.unwrap_or(Offset(0)), "log end is not a boundary of the appended prefix");
+        assert_eq!(log_end, boundary.unwrap_or(model.empty_end), "log end is not a boundary of the appended prefix");
         let served = scan(self.log(), log_start).await.expect("the recovered log reads back");
         let expected: Vec<&Bytes> = model
             .all()

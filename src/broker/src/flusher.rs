@@ -11,6 +11,9 @@
 //! broker panics rather than acknowledge data that may be gone.
 
 use crate::limits::{FLUSH_PARTITIONS_PER_ROUND_MAX, FLUSH_QUEUE_MAX};
+
+/// Extra flush passes for partitions truncated while their files synced.
+const FLUSH_STALE_RETRIES_MAX: u32 = 2;
 use crate::partition::Partition;
 use futures::future::join_all;
 use sluice_io::{Clock, Disk, File};
@@ -50,7 +53,8 @@ pub async fn run_flusher<D: Disk, C: Clock>(mut queue: mpsc::Receiver<Arc<Partit
     }
 }
 
-async fn flush_round<D: Disk, C: Clock>(round: Vec<Arc<Partition<D>>>, clock: &C) {
+/// One pass: plan, sync, record. Returns the partitions whose plans went stale.
+async fn flush_pass<D: Disk, C: Clock>(round: Vec<Arc<Partition<D>>>, clock: &C) -> Vec<Arc<Partition<D>>> {
     let mut plans = Vec::with_capacity(round.len());
     for partition in round {
         partition.clear_flush_queued();
@@ -67,11 +71,29 @@ async fn flush_round<D: Disk, C: Clock>(round: Vec<Arc<Partition<D>>>, clock: &C
         }
     }
     metrics::histogram!("sluice_fsync_seconds").record(started.elapsed().as_secs_f64());
+    let mut stale = Vec::new();
     for (partition, plan) in plans {
         let mut log = partition.lock().await;
-        if let Err(error) = log.complete_flush(plan.end_offset, clock.wall_ms()).await {
-            panic!("index sync failed after a flush (fsyncgate): {error}");
+        match log.complete_flush_plan(&plan, clock.wall_ms()).await {
+            Ok(true) => {}
+            // A truncation or reset happened while the files synced: nothing is recorded, and
+            // the partition is flushed again from its new state.
+            Ok(false) => stale.push(partition.clone()),
+            Err(error) => panic!("index sync failed after a flush (fsyncgate): {error}"),
         }
         partition.publish(&log);
+    }
+    stale
+}
+
+/// Flushes `round`, then once more any partition whose plan a truncation made stale (bounded:
+/// `FLUSH_STALE_RETRIES_MAX` passes; after that the partition waits for its next append).
+async fn flush_round<D: Disk, C: Clock>(round: Vec<Arc<Partition<D>>>, clock: &C) {
+    let mut round = round;
+    for _ in 0..=FLUSH_STALE_RETRIES_MAX {
+        round = flush_pass(round, clock).await;
+        if round.is_empty() {
+            return;
+        }
     }
 }

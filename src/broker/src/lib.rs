@@ -18,6 +18,7 @@ mod handlers;
 pub mod limits;
 mod maintenance;
 mod partition;
+pub mod replication;
 mod server;
 mod state;
 mod topic_config;

@@ -2,7 +2,7 @@
 //!
 //! Broken invariants are not errors: they panic (crash on corruption of our own state).
 
-use sluice_types::{BatchError, Offset};
+use sluice_types::{BatchError, Offset, Term};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -23,6 +23,16 @@ pub enum StorageError {
     /// Kafka: INVALID_PRODUCER_EPOCH / OUT_OF_ORDER_SEQUENCE_NUMBER (KIP-98).
     #[error("{0}")]
     Producer(crate::producer_state::ProducerError),
+    /// A replicated batch does not start where the log ends. The leader's consistency check
+    /// (Raft §5.3: AppendEntries' prevLogIndex) should have prevented it: the follower answers
+    /// with its log end instead of writing a gap or an overlap.
+    #[error("replicated batch at offset {found} where the log ends at {expected}")]
+    OffsetMismatch { expected: Offset, found: Offset },
+    /// A replicated batch's leader epoch is below the latest epoch in the log (or negative):
+    /// epochs never decrease along a log (Raft §5.3: a leader appends only in its own term;
+    /// KIP-101 leader epoch cache).
+    #[error("replicated batch has leader epoch {found}, below {min}")]
+    LeaderEpochRegression { found: Term, min: Term },
     /// The partition directory holds a checkpoint that fails its checksum.
     #[error("checkpoint corrupt: {0}")]
     CorruptCheckpoint(String),

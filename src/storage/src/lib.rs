@@ -12,6 +12,8 @@
 //! - `log_start_offset <= flushed_offset <= log_end_offset`; only data below `flushed_offset`
 //!   survives a crash, and recovery truncates a torn or corrupt tail above the recovery point.
 //! - Every batch is CRC-checked when it is served, so a corrupted batch is never returned.
+//! - The end of the log moves back only through `truncate_after` and `reset_to`, a replica's
+//!   Raft effects (`replication.rs`), which are durable when they return.
 //!
 //! Nothing here spawns tasks or reads a clock: time arrives as `now_ms` arguments.
 
@@ -23,6 +25,7 @@ mod index;
 mod log;
 mod producer_state;
 mod recovery;
+mod replication;
 mod segment;
 mod segment_read;
 mod segment_scan;

@@ -3,8 +3,11 @@
 //! The log assigns offsets, appends whole batches to the active segment, rolls segments, and
 //! serves reads of whole CRC-verified batches. Durability is explicit and split in two so that
 //! an fsync never holds the caller's lock: [`PartitionLog::flush_plan`] names the files to sync
-//! and the offset they cover, the caller syncs them, then [`PartitionLog::complete_flush`]
+//! and the offset they cover, the caller syncs them, then [`PartitionLog::complete_flush_plan`]
 //! advances `flushed_offset`. Acknowledgements that need durability wait for that offset.
+//!
+//! A replica's log also shrinks at its end: truncation and reset (`replication.rs`). Each bumps
+//! the log's `generation`, so a flush planned before one cannot vouch for the bytes after it.
 //!
 //! Invariants (asserted in `check_invariants`):
 //! - `log_start_offset <= flushed_offset <= log_end_offset`;
@@ -56,6 +59,9 @@ impl AppendOutcome {
 pub struct FlushPlan<F: File> {
     pub files: Vec<Arc<F>>,
     pub end_offset: Offset,
+    /// The log's generation when the plan was made: a truncation or reset since then makes the
+    /// plan stale (its files held bytes that are gone), and completing it records nothing.
+    pub generation: u64,
 }
 
 /// Whole batches read from the log.
@@ -81,6 +87,15 @@ pub struct PartitionLog<D: Disk> {
     pub(crate) epochs: BTreeMap<Term, Offset>,
     /// Sealed segments whose indexes were not yet synced.
     pub(crate) sealed_unsynced: Vec<Offset>,
+    /// The producer table as of the active segment's base (every batch below it recorded),
+    /// tagged with that base: a truncation inside the active segment restores it and replays
+    /// only that segment. Taken at open and at every roll.
+    pub(crate) producers_at_active_base: (Offset, ProducerStateTable),
+    /// Bumped by every truncation and reset (see [`FlushPlan::generation`]).
+    pub(crate) generation: u64,
+    /// A truncation or reset failed part-way: memory may not match the disk. Only dropping the
+    /// log and opening it again (recovery) is allowed; every mutation asserts this is false.
+    pub(crate) rewrite_interrupted: bool,
 }
 
 impl<D: Disk> PartitionLog<D> {
@@ -121,8 +136,13 @@ impl<D: Disk> PartitionLog<D> {
         &self.producers
     }
 
-    fn active(&self) -> &Segment<D::File> {
+    pub(crate) fn active(&self) -> &Segment<D::File> {
         self.segments.values().next_back().expect("a log always has an active segment")
+    }
+
+    /// Crash on use after a failed truncation or reset (`rewrite_interrupted`).
+    pub(crate) fn assert_usable(&self) {
+        assert!(!self.rewrite_interrupted, "partition log used after a failed truncation or reset; reopen it");
     }
 
     /// Validates, stamps and appends one producer batch (already CRC-checked by the caller).
@@ -157,17 +177,26 @@ impl<D: Disk> PartitionLog<D> {
         }
         let header = BatchHeader::parse(&batch)?;
         self.append_stamped(header, batch.freeze(), now_ms).await?;
+        self.producers.record(&header);
         let info = AppendInfo { base_offset, last_offset: header.last_offset(), log_append_time_ms };
         Ok(AppendOutcome::Appended(info))
     }
 
-    async fn append_stamped(&mut self, header: BatchHeader, batch: Bytes, now_ms: i64) -> Result<(), StorageError> {
+    /// Writes one batch whose header fields are final at the log end. The caller records it in
+    /// the producer table (checked or replayed).
+    pub(crate) async fn append_stamped(
+        &mut self,
+        header: BatchHeader,
+        batch: Bytes,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
+        self.assert_usable();
         assert_eq!(header.base_offset, self.log_end_offset);
+        assert_eq!(header.size_bytes() as usize, batch.len(), "one whole batch");
         self.maybe_roll(header.size_bytes(), now_ms).await?;
         let active_base = *self.segments.keys().next_back().expect("active segment");
         let segment = self.segments.get_mut(&active_base).expect("active segment");
         segment.append(&header, batch).await?;
-        self.producers.record(&header);
         let term = header.partition_leader_epoch;
         if self.epochs.keys().next_back().is_none_or(|last| term > *last) {
             self.epochs.insert(term, header.base_offset);
@@ -190,17 +219,20 @@ impl<D: Disk> PartitionLog<D> {
     }
 
     pub(crate) async fn roll(&mut self, now_ms: i64) -> Result<(), StorageError> {
+        self.assert_usable();
         assert!(self.segments.len() < SEGMENTS_MAX, "too many segments");
         let sealed = *self.segments.keys().next_back().expect("active segment");
         assert!(!self.active().is_empty(), "rolling an empty segment");
         let segment = Segment::create(&self.disk, &self.dir, self.log_end_offset, now_ms).await?;
         self.segments.insert(self.log_end_offset, segment);
         self.sealed_unsynced.push(sealed);
+        self.producers_at_active_base = (self.log_end_offset, self.producers.clone());
         Ok(())
     }
 
     /// The files to fsync to make the whole log durable, or `None` if it already is.
     pub fn flush_plan(&self) -> Option<FlushPlan<D::File>> {
+        self.assert_usable();
         if self.flushed_offset == self.log_end_offset && self.sealed_unsynced.is_empty() {
             return None;
         }
@@ -210,11 +242,28 @@ impl<D: Disk> PartitionLog<D> {
                 files.push(segment.log.clone());
             }
         }
-        Some(FlushPlan { files, end_offset: self.log_end_offset })
+        Some(FlushPlan { files, end_offset: self.log_end_offset, generation: self.generation })
     }
 
-    /// Records that a [`FlushPlan`] completed: its data is durable.
+    /// Records that `plan`'s files were synced: its data is durable. Returns false, recording
+    /// nothing, when the log was truncated or reset after the plan was made (the synced files
+    /// held bytes that are gone, and new bytes may now sit at the same offsets): the caller
+    /// plans again if the log still needs a flush.
+    pub async fn complete_flush_plan(&mut self, plan: &FlushPlan<D::File>, now_ms: i64) -> Result<bool, StorageError> {
+        if plan.generation != self.generation {
+            tracing::debug!(dir = %self.dir.display(), end = %plan.end_offset,
+                "flush plan made before a truncation or reset: ignored");
+            return Ok(false);
+        }
+        self.complete_flush(plan.end_offset, now_ms).await?;
+        Ok(true)
+    }
+
+    /// Records that a [`FlushPlan`] ending at `end_offset` completed: its data is durable.
+    /// Only for callers that never truncate or reset the log while a plan is in flight (a
+    /// single-node log); a replica uses [`PartitionLog::complete_flush_plan`].
     pub async fn complete_flush(&mut self, end_offset: Offset, now_ms: i64) -> Result<(), StorageError> {
+        self.assert_usable();
         assert!(end_offset <= self.log_end_offset, "flushed beyond the log end");
         for base in std::mem::take(&mut self.sealed_unsynced) {
             if let Some(segment) = self.segments.get(&base) {
@@ -348,6 +397,7 @@ impl<D: Disk> PartitionLog<D> {
     /// DeleteRecords: moves the log start offset up to `offset` (at most the high watermark,
     /// which the caller checks) and deletes whole segments below it. Durable on return.
     pub async fn delete_records(&mut self, offset: Offset) -> Result<Offset, StorageError> {
+        self.assert_usable();
         assert!(offset <= self.log_end_offset, "DeleteRecords beyond the log end");
         if offset > self.log_start_offset {
             self.log_start_offset = offset;
@@ -360,6 +410,7 @@ impl<D: Disk> PartitionLog<D> {
     /// Applies `retention.ms` and `retention.bytes` (whole segments only, oldest first, never
     /// data that is not yet durable). Returns how many segments were deleted.
     pub async fn enforce_retention(&mut self, now_ms: i64) -> Result<u32, StorageError> {
+        self.assert_usable();
         if !self.config.cleanup_policy.deletes() {
             return Ok(0);
         }
@@ -478,5 +529,11 @@ impl<D: Disk> PartitionLog<D> {
             expected = Some(segment.next_offset);
         }
         assert_eq!(expected, Some(self.log_end_offset), "active segment does not end at LEO");
+        assert!(self.active().holes.is_empty(), "the active segment has holes");
+        assert_eq!(
+            self.producers_at_active_base.0,
+            self.active().base_offset,
+            "producer snapshot not at the active base"
+        );
     }
 }

@@ -12,6 +12,10 @@
 //! - otherwise the first sequence must follow the last one, wrapping after i32::MAX:
 //!   OUT_OF_ORDER_SEQUENCE_NUMBER if not.
 //!
+//! Batches that are already in the log (replicated from a leader, or walked at recovery) are
+//! recorded with [`ProducerStateTable::replay`], which never fences: the log is the truth, and a
+//! leader validated them (Kafka's `ProducerAppendInfo` with origin REPLICATION warns instead).
+//!
 //! Pure: no I/O. The table is bounded by [`PRODUCER_IDS_MAX`]; beyond it the producer that
 //! appended least recently is forgotten (it then gets KIP-360 treatment).
 
@@ -145,6 +149,31 @@ impl ProducerStateTable {
         }
     }
 
+    /// Records a batch the log already holds, whoever validated it: a replicated batch (its
+    /// leader checked it) or one walked at recovery or after a truncation. Unlike
+    /// [`ProducerStateTable::record`] it takes an epoch below the producer's current one as the
+    /// log says (a leader whose table had evicted the producer accepts any epoch, KIP-360), so
+    /// the table always describes the log's latest batches.
+    pub fn replay(&mut self, header: &BatchHeader) {
+        if !header.has_producer_id() || header.is_control() {
+            return;
+        }
+        if let Some(entry) = self.producers.get_mut(&header.producer_id)
+            && header.producer_epoch < entry.epoch
+        {
+            tracing::warn!(
+                producer_id = header.producer_id.0,
+                epoch = header.producer_epoch.0,
+                current = entry.epoch.0,
+                offset = header.base_offset.0,
+                "replicated batch of an older producer epoch"
+            );
+            entry.epoch = header.producer_epoch;
+            entry.batches.clear();
+        }
+        self.record(header);
+    }
+
     fn evict_least_recent(&mut self) {
         let oldest = self
             .producers
@@ -220,6 +249,20 @@ mod tests {
         }
         assert!(table.check(&batch(1, 0, 0, 1, 0)).is_err());
         assert!(matches!(table.check(&batch(1, 0, 2, 1, 0)), Ok(SequenceVerdict::Duplicate { .. })));
+    }
+
+    #[test]
+    fn replay_takes_an_older_epoch_as_the_log_says() {
+        let mut table = ProducerStateTable::default();
+        table.record(&batch(3, 2, 0, 1, 0));
+        // `record` would assert: the single-node append path checks before it records.
+        table.replay(&batch(3, 1, 7, 1, 1));
+        assert_eq!(table.epoch_of(ProducerId(3)), Some(ProducerEpoch(1)));
+        assert_eq!(
+            table.check(&batch(3, 1, 7, 1, -1)),
+            Ok(SequenceVerdict::Duplicate { first_offset: Offset(1), last_offset: Offset(1) })
+        );
+        assert_eq!(table.check(&batch(3, 1, 8, 1, -1)), Ok(SequenceVerdict::Append));
     }
 
     #[test]

@@ -7,9 +7,16 @@
 //!    trusted: only their batch headers are walked, to rebuild the indexes. From the segment holding the
 //!    recovery point on, every batch's CRC is verified and the log is truncated at the first
 //!    torn or corrupt batch; all later segments are deleted.
-//! 3. Rebuild the producer state table and the leader epoch cache from the batch headers.
-//! 4. fsync what was recovered, then write a checkpoint whose recovery point is the log end,
+//! 3. The checkpoint's log start decides where the log may end: if every recovered batch lies
+//!    below it, the log restarts empty at the log start (a reset whose new segment was lost, or
+//!    an unflushed tail lost below a DeleteRecords point): offsets below the log start are never
+//!    handed out again.
+//! 4. Rebuild the producer state table and the leader epoch cache from the batch headers.
+//! 5. fsync what was recovered, then write a checkpoint whose recovery point is the log end,
 //!    and fsync the directory, so that the next crash does not redo this work.
+//!
+//! A crash inside a truncation or a reset needs nothing more (`replication.rs` orders their
+//! steps so that every crash leaves a dense prefix of the old log, or the finished result).
 //!
 //! Invariant: recovery never removes a batch below the recovery point, and everything it keeps
 //! is a dense, CRC-valid prefix of what was written.
@@ -21,7 +28,7 @@ use crate::log::PartitionLog;
 use crate::producer_state::ProducerStateTable;
 use crate::segment::{Segment, WalkBounds, parse_segment_file_name};
 use sluice_io::{Disk, File};
-use sluice_types::Offset;
+use sluice_types::{Offset, Term};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -45,7 +52,8 @@ impl<D: Disk> PartitionLog<D> {
         let checkpoint = checkpoint.unwrap_or(Checkpoint { log_start_offset: Offset(0), recovery_point: Offset(0) });
         let bases: Vec<Offset> =
             disk.list_dir(dir).await?.iter().filter_map(|path| parse_segment_file_name(path)).collect();
-        let segments = open_segments(&disk, dir, &bases, checkpoint.recovery_point, now_ms).await?;
+        let mut segments = open_segments(&disk, dir, &bases, checkpoint.recovery_point, now_ms).await?;
+        drop_log_below_start(&disk, dir, &mut segments, checkpoint.log_start_offset).await?;
         let mut log = PartitionLog {
             disk,
             dir: dir.to_path_buf(),
@@ -60,6 +68,9 @@ impl<D: Disk> PartitionLog<D> {
             producers: ProducerStateTable::default(),
             epochs: BTreeMap::new(),
             sealed_unsynced: Vec::new(),
+            producers_at_active_base: (Offset(-1), ProducerStateTable::default()), // None yet.
+            generation: 0,
+            rewrite_interrupted: false,
         };
         let last = log.segments.values().next_back();
         if last.is_none_or(|segment| !segment.holes.is_empty()) {
@@ -72,7 +83,7 @@ impl<D: Disk> PartitionLog<D> {
         log.log_start_offset = log.log_start_offset.max(first_base);
         log.log_end_offset = log.segments.values().next_back().expect("a segment").next_offset;
         log.log_start_offset = log.log_start_offset.min(log.log_end_offset);
-        log.replay_headers().await?;
+        log.replay_headers(true).await?;
         for segment in log.segments.values() {
             segment.log.sync_data().await?;
             segment.sync_indexes().await?;
@@ -84,26 +95,74 @@ impl<D: Disk> PartitionLog<D> {
         Ok(log)
     }
 
-    /// Rebuilds producer state and the epoch cache from every batch header, in log order.
-    async fn replay_headers(&mut self) -> Result<(), StorageError> {
-        for segment in self.segments.values() {
-            let mut position = 0u32;
-            while position < segment.size_bytes {
-                if let Some(hole) = segment.hole_at_position(position) {
-                    position = hole.end_position; // Unknown content: no producer or epoch facts.
-                    continue;
-                }
-                let header = segment.header_at(position).await?;
-                self.producers.record(&header);
-                let term = header.partition_leader_epoch;
-                if term.0 >= 0 && self.epochs.keys().next_back().is_none_or(|last| term > *last) {
-                    self.epochs.insert(term, header.base_offset);
-                }
-                position += header.size_bytes();
+    /// Rebuilds the producer table from the batch headers, in log order, for the log as it now
+    /// ends, and takes the snapshot at the active segment's base on the way. With
+    /// `rebuild_epochs` (at open) the whole log is replayed and the KIP-101 epoch cache rebuilt
+    /// too; holes carry no producer or epoch facts, and negative epochs (never stamped) are
+    /// skipped.
+    ///
+    /// Cost. At open: one 61-byte read per retained batch. After a truncation inside the active
+    /// segment, the snapshot taken at its base (at open or roll) is restored and only that
+    /// segment's headers are replayed: one read per batch of at most one segment. A truncation
+    /// below the active segment's base (an uncommitted suffix that spanned a roll) has no
+    /// snapshot that old and replays the whole log, as recovery does. Why replay rather than
+    /// undo in place: a removed batch may have started a new producer epoch, which cleared the
+    /// older batches that must come back (KIP-98: retries of them are duplicates, not fenced).
+    /// The snapshot costs one copy of the table in memory (at most `PRODUCER_IDS_MAX`
+    /// producers) and one clone per roll.
+    pub(crate) async fn replay_headers(&mut self, rebuild_epochs: bool) -> Result<(), StorageError> {
+        let active_base = self.active().base_offset;
+        let (from, mut producers) = match &self.producers_at_active_base {
+            (base, snapshot) if *base == active_base && !rebuild_epochs => (active_base, snapshot.clone()),
+            _ => (Offset(0), ProducerStateTable::default()),
+        };
+        let mut epochs: BTreeMap<Term, Offset> = BTreeMap::new();
+        for segment in self.segments.range(from..).map(|(_, segment)| segment) {
+            if segment.base_offset == active_base {
+                self.producers_at_active_base = (active_base, producers.clone());
             }
+            segment
+                .for_each_header(|header| {
+                    producers.replay(header);
+                    let term = header.partition_leader_epoch;
+                    if term.0 >= 0 && epochs.keys().next_back().is_none_or(|last| term > *last) {
+                        epochs.insert(term, header.base_offset);
+                    }
+                })
+                .await?;
+        }
+        assert_eq!(self.producers_at_active_base.0, active_base, "the snapshot is at the active base");
+        self.producers = producers;
+        if rebuild_epochs {
+            self.epochs = epochs;
         }
         Ok(())
     }
+}
+
+/// The checkpoint's log start decides where the log may end: when every recovered batch lies
+/// below it (a reset whose new segment was lost, or an unflushed tail lost below a DeleteRecords
+/// point), every segment is deleted and the caller starts the log empty at the log start, so
+/// no offset below a durable log start is handed out again.
+async fn drop_log_below_start<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    segments: &mut BTreeMap<Offset, Segment<D::File>>,
+    log_start: Offset,
+) -> Result<(), StorageError> {
+    let log_end = segments.values().next_back().map(|segment| segment.next_offset);
+    if log_end.is_none_or(|end| end >= log_start) {
+        return Ok(());
+    }
+    tracing::warn!(dir = %dir.display(), log_start = log_start.0, log_end = ?log_end,
+        "the log ends below its log start; restarting it empty at the log start");
+    // Newest first, like a truncation: a crash in between leaves a dense prefix.
+    while let Some((_, segment)) = segments.pop_last() {
+        segment.delete(disk).await?;
+    }
+    disk.sync_dir(dir).await?;
+    assert!(segments.is_empty());
+    Ok(())
 }
 
 /// Opens every segment, verifying those from the recovery point on, and drops everything after

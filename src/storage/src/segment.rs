@@ -1,12 +1,14 @@
 //! One log segment: a `.log` file of concatenated record batches and its two indexes.
 //!
 //! The walk that rebuilds a segment at open is in `segment_scan.rs`; verified reads are in
-//! `segment_read.rs`.
+//! `segment_read.rs`. A segment only grows at its end, except [`Segment::truncate`], which cuts
+//! it at a batch boundary (a replica's conflicting suffix, Raft §5.3).
 //!
 //! Invariants:
 //! - `size_bytes` is the end of the last whole batch; batches tile `[0, size_bytes)` exactly.
 //! - Batches are in offset order and dense: each base offset is the previous next offset.
 //! - `next_offset` is one past the last record in the segment (`base_offset` when empty).
+//! - `max_timestamp_ms` is the largest `maxTimestamp` of the batches walked or appended.
 
 use crate::error::StorageError;
 use crate::index::{
@@ -73,6 +75,10 @@ pub struct Segment<F: File> {
     time_index_file: Arc<F>,
     pub(crate) offset_index: OffsetIndex,
     pub(crate) time_index: TimeIndex,
+    /// For each offset index entry, the largest timestamp of the batches before its batch (-1
+    /// when none). In memory only: it lets a truncation restore `max_timestamp_ms` by walking
+    /// one index interval instead of the whole segment. Invariant: one per offset index entry.
+    max_timestamp_before_entry_ms: Vec<i64>,
     bytes_since_index_entry: u32,
     dir: PathBuf,
     /// Stored ranges below the recovery point that failed verification at open, by start
@@ -130,6 +136,7 @@ impl<F: File> Segment<F> {
             time_index_file: open("timeindex").await?,
             offset_index: OffsetIndex::default(),
             time_index: TimeIndex::default(),
+            max_timestamp_before_entry_ms: Vec::new(),
             bytes_since_index_entry: 0,
             dir: dir.to_path_buf(),
             holes: BTreeMap::new(),
@@ -177,6 +184,7 @@ impl<F: File> Segment<F> {
         self.max_timestamp_ms = -1;
         self.offset_index = OffsetIndex::default();
         self.time_index = TimeIndex::default();
+        self.max_timestamp_before_entry_ms.clear();
         self.bytes_since_index_entry = 0;
         self.holes.clear();
         self.last_epoch = None;
@@ -192,6 +200,7 @@ impl<F: File> Segment<F> {
         let mut time_entry = None;
         if position == 0 || self.bytes_since_index_entry >= INDEX_INTERVAL_BYTES_DEFAULT {
             offset_entry = Some(self.offset_index.push(OffsetIndexEntry { relative_offset, position }));
+            self.max_timestamp_before_entry_ms.push(self.max_timestamp_ms);
             self.bytes_since_index_entry = 0;
         }
         if header.max_timestamp > self.max_timestamp_ms {
@@ -240,6 +249,59 @@ impl<F: File> Segment<F> {
             if let Err(error) = self.time_index_file.write_at(at, entry).await {
                 tracing::warn!(segment = %self.base_offset, %error, "time index write failed; rebuilt at next open");
             }
+        }
+        Ok(())
+    }
+
+    /// Cuts the segment at `position`, where the batch (or hole) starting at `next_offset`
+    /// begins: the file shrinks to `position`, and the in-memory state and the index files forget
+    /// everything from there on. The caller syncs the log file: the cut is durable only then.
+    ///
+    /// Bounded: `max_timestamp_ms` and `last_epoch` are restored from the last kept offset index
+    /// entry plus a walk of the headers after it (one index interval and one batch, and any
+    /// holes among them), not from a walk of the whole segment.
+    pub async fn truncate(&mut self, position: u32, next_offset: Offset) -> Result<(), StorageError> {
+        assert!(position < self.size_bytes && next_offset < self.next_offset, "a cut removes something");
+        assert!(next_offset >= self.base_offset, "a cut inside the segment");
+        assert_eq!(position == 0, next_offset == self.base_offset, "position 0 holds the segment's base offset");
+        assert!(self.hole_covering(next_offset).is_none_or(|hole| hole.start_offset == next_offset));
+        self.log.set_len(u64::from(position)).await?;
+        let relative_offset = u32::try_from(next_offset.0 - self.base_offset.0).expect("relative offset fits u32");
+        let kept_entries = self.offset_index.entries.partition_point(|entry| entry.position < position);
+        self.offset_index.entries.truncate(kept_entries);
+        self.max_timestamp_before_entry_ms.truncate(kept_entries);
+        let kept_times = self.time_index.entries.partition_point(|entry| entry.relative_offset < relative_offset);
+        self.time_index.entries.truncate(kept_times);
+        self.holes.retain(|_, hole| hole.end_position <= position);
+        assert!(self.holes.values().all(|hole| hole.end_offset <= next_offset), "a kept hole ends below the cut");
+        let (walk_from, max_before_ms) = match self.offset_index.entries.last() {
+            Some(entry) => (entry.position, *self.max_timestamp_before_entry_ms.last().expect("one per entry")),
+            None => (0, -1),
+        };
+        self.size_bytes = position;
+        self.next_offset = next_offset;
+        self.max_timestamp_ms = max_before_ms;
+        self.bytes_since_index_entry = 0;
+        self.last_epoch = None;
+        let mut at = walk_from;
+        // Bounded: every round moves past one batch or one hole below `position`.
+        while at < position {
+            if let Some(hole) = self.hole_at_position(at) {
+                at = hole.end_position;
+                continue;
+            }
+            let header = self.header_at(at).await?;
+            self.max_timestamp_ms = self.max_timestamp_ms.max(header.max_timestamp);
+            self.bytes_since_index_entry += header.size_bytes();
+            self.last_epoch = Some(header.partition_leader_epoch);
+            at += header.size_bytes();
+        }
+        assert_eq!(at, position, "batches and holes tile the kept part of the segment");
+        assert_eq!(self.offset_index.entries.len(), self.max_timestamp_before_entry_ms.len());
+        // Index files are derived (rebuilt at every open): a failed rewrite is not a failed cut.
+        if let Err(error) = self.write_indexes().await {
+            tracing::warn!(segment = %self.base_offset, %error,
+                "index rewrite after truncation failed; rebuilt at next open");
         }
         Ok(())
     }

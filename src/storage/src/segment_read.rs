@@ -77,6 +77,24 @@ impl<F: File> Segment<F> {
         Ok(header)
     }
 
+    /// Calls `visit` with every batch header of the segment in order, jumping over holes
+    /// (unknown content). Headers only, without their CRC: the segment was walked when opened
+    /// and every appended batch was verified on its way in.
+    pub async fn for_each_header(&self, mut visit: impl FnMut(&BatchHeader)) -> Result<(), StorageError> {
+        let mut position = 0u32;
+        // Bounded: every round moves past one batch or one hole inside `size_bytes`.
+        while position < self.size_bytes {
+            if let Some(hole) = self.hole_at_position(position) {
+                position = hole.end_position;
+                continue;
+            }
+            let header = self.header_at(position).await?;
+            visit(&header);
+            position += header.size_bytes();
+        }
+        Ok(())
+    }
+
     /// Reads whole, verified batches starting with the batch at `position` (whose base offset
     /// is `base_offset`): at least one batch (KIP-74), then more while they fit in `max_bytes`,
     /// stopping before any batch at or past `max_offset` and before a hole.

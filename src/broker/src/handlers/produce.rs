@@ -249,6 +249,10 @@ pub(crate) fn storage_error_code(error: &StorageError) -> i16 {
         StorageError::BatchTooLarge { .. } => error_code::MESSAGE_TOO_LARGE,
         StorageError::InvalidBatch(_) => error_code::CORRUPT_MESSAGE,
         StorageError::OffsetOutOfRange { .. } => error_code::OFFSET_OUT_OF_RANGE,
+        // Replication-internal: a peer sent what does not fit the log; never a client's doing.
+        StorageError::OffsetMismatch { .. } | StorageError::LeaderEpochRegression { .. } => {
+            error_code::UNKNOWN_SERVER_ERROR
+        }
         StorageError::Io(_)
         | StorageError::CorruptStoredBatch { .. }
         | StorageError::CorruptCheckpoint(_)

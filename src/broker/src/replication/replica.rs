@@ -1,0 +1,350 @@
+//! One partition replica's shell: it feeds the sans-IO Raft core and carries out its effects on
+//! the partition log, keeping the effect contract of `sluice-raft`'s effect.rs.
+//!
+//! Contract, as kept here:
+//! - `PersistHardState` and `ResetLog` are durable when `execute` returns from them (an atomic
+//!   file write with fsync; elections and resets are rare);
+//! - `Append` and `Truncate` change the log at once and make it dirty; a `Send` that follows a
+//!   dirty log is *held* until the flusher has made the log durable through the end it had
+//!   (rule 2: no vote or acknowledgement for state a crash could lose), then released by
+//!   [`Replica::flushed`], which also reports the durable position with `Input::Persisted`;
+//! - `Replicate` (a leader's AppendEntries) leaves at once with its entries' batch bytes read
+//!   from the log: the leader counts itself only through `Input::Persisted` (Raft thesis
+//!   §10.2.1);
+//! - `Committed` is the high watermark: the caller publishes `index + 1` (Kafka's high watermark
+//!   is the first offset not yet committed).
+//!
+//! Entries are the partition's batches (entries.rs): the index of an entry is its batch's last
+//! offset and its term the batch's leader epoch, so the log needs no offset translation.
+//!
+//! The position before the log start and the membership as of it survive restarts in
+//! `raft.start.json` (the segments that held them may be gone).
+
+use super::entries::{EntryError, control_batch, entry_meta};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use sluice_io::{Disk, read_file, write_file_atomic};
+use sluice_raft::{
+    Config, Effect, EntryKind, Envelope, HardState, Input, LogPosition, Membership, Message, Raft, RaftLog,
+};
+use sluice_storage::{PartitionLog, PersistedHardState, StorageError};
+use sluice_types::batch::batches;
+use sluice_types::{NodeId, Offset, Term};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::{Path, PathBuf};
+
+/// Sends held for durability per replica; beyond it the replica stops acknowledging (the leader
+/// retries) rather than grow without bound.
+pub const HELD_SENDS_MAX: usize = 1024;
+/// Bytes read per storage call while rebuilding the entry metadata at open.
+const OPEN_SCAN_BYTES: u32 = 4 << 20;
+const START_FILE: &str = "raft.start.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("entry: {0}")]
+    Entry(#[from] EntryError),
+    #[error("start file: {0}")]
+    StartFile(String),
+    #[error("an appended entry at {0} has no batch bytes")]
+    MissingBatch(Offset),
+}
+
+/// A message ready for the network. For an AppendEntries, `batches` holds each entry's batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    pub envelope: Envelope,
+    pub batches: Vec<Bytes>,
+}
+
+/// What one `execute` changed that the caller publishes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Executed {
+    /// The new commit index (high watermark - 1).
+    pub committed: Option<Offset>,
+    /// The last leadership change: (leader, term).
+    pub leader: Option<(Option<NodeId>, Term)>,
+    /// The log has writes that must be flushed (appends or truncations).
+    pub needs_flush: bool,
+}
+
+impl Executed {
+    fn merge(&mut self, other: Executed) {
+        self.committed = other.committed.or(self.committed);
+        self.leader = other.leader.or(self.leader);
+        self.needs_flush |= other.needs_flush;
+    }
+}
+
+/// The position before the log start and the membership as of it (`raft.start.json`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct StartRecord {
+    version: u32,
+    before_start_index: i64,
+    before_start_term: i32,
+    voters: Vec<i32>,
+    learners: Vec<i32>,
+}
+
+pub struct Replica {
+    raft: Raft,
+    dir: PathBuf,
+    /// Sends waiting until the log is durable through `.0` (an offset: the log end then).
+    held: VecDeque<(Offset, Envelope)>,
+}
+
+impl Replica {
+    /// Opens the replica of the partition whose log is `log` in `dir`: the hard state, the start
+    /// record (or `initial` membership for a new replica) and every batch's entry metadata.
+    pub async fn open<D: Disk>(
+        config: Config,
+        disk: &D,
+        dir: &Path,
+        log: &PartitionLog<D>,
+        initial: Membership,
+    ) -> Result<Replica, ReplicaError> {
+        let hard = PersistedHardState::read(disk, dir).await?.unwrap_or_default();
+        let hard = HardState { term: hard.term, voted_for: hard.voted_for };
+        let start = read_start(disk, dir).await?;
+        let mut entries = Vec::new();
+        let mut first_base = None;
+        let mut offset = log.log_start_offset();
+        let end = log.log_end_offset();
+        while offset < end {
+            let read = log.read(offset, OPEN_SCAN_BYTES, end).await?;
+            let buffer = read.records;
+            assert!(!buffer.is_empty(), "a read below the log end returns a batch");
+            for batch in batches(&buffer) {
+                let (header, range) = batch.map_err(StorageError::from)?;
+                entries.push(entry_meta(&buffer.slice(range))?);
+                first_base.get_or_insert(header.base_offset);
+                offset = header.next_offset();
+            }
+        }
+        let (before_start, membership) = match start {
+            Some((position, membership)) => (position, membership),
+            // No record yet: the log starts at its first batch (or is empty). The term before
+            // it is unknown; the first batch's term is a lower bound a leader's consistency
+            // check corrects (it sends LogStart).
+            None => match (first_base, entries.first()) {
+                (Some(base), Some(first)) if base > Offset(0) => {
+                    (LogPosition { term: first.term, index: Offset(base.0 - 1) }, initial)
+                }
+                _ => (LogPosition::EMPTY, initial),
+            },
+        };
+        // Entries at or before the recorded start were removed from Raft's view already.
+        entries.retain(|e| e.index > before_start.index);
+        let raft_log = RaftLog::recovered(before_start, entries, before_start.index);
+        let raft = Raft::new(config, membership.voters, membership.learners, hard, raft_log);
+        Ok(Replica { raft, dir: dir.to_path_buf(), held: VecDeque::new() })
+    }
+
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    pub fn held_len(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Feeds one input and carries out its effects. `received` holds the batch bytes of entries
+    /// that arrived with the input (an AppendEntries' entries), by entry index.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn step<D: Disk>(
+        &mut self,
+        input: Input,
+        disk: &D,
+        log: &mut PartitionLog<D>,
+        received: &BTreeMap<Offset, Bytes>,
+        now_ms: i64,
+        out: &mut Vec<Outgoing>,
+    ) -> Result<Executed, ReplicaError> {
+        let effects = self.raft.step(input);
+        self.execute(effects, disk, log, received, now_ms, out).await
+    }
+
+    /// Leader: appends a producer batch (already validated, not yet stamped) through Raft. The
+    /// batch is stamped with the offsets Raft assigned and this term as its leader epoch.
+    /// Returns the entry's (base offset, last offset).
+    pub async fn propose<D: Disk>(
+        &mut self,
+        mut batch: bytes::BytesMut,
+        record_offsets: u32,
+        disk: &D,
+        log: &mut PartitionLog<D>,
+        now_ms: i64,
+        out: &mut Vec<Outgoing>,
+    ) -> Result<Result<(Offset, Offset, Executed), sluice_raft::ProposeError>, ReplicaError> {
+        let size_bytes = batch.len() as u32;
+        let (entry, effects) = match self.raft.propose(record_offsets, size_bytes) {
+            Ok(proposed) => proposed,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let base = Offset(entry.index.0 - i64::from(record_offsets) + 1);
+        assert_eq!(base, log.log_end_offset(), "Raft's log and the partition log agree on the end");
+        sluice_types::batch::set_base_offset(&mut batch, base);
+        sluice_types::batch::set_partition_leader_epoch(&mut batch, entry.term);
+        if log.config().log_append_time {
+            sluice_types::batch::set_log_append_time(&mut batch, now_ms);
+        }
+        let received = BTreeMap::from([(entry.index, batch.freeze())]);
+        let executed = self.execute(effects, disk, log, &received, now_ms, out).await?;
+        Ok(Ok((base, entry.index, executed)))
+    }
+
+    /// The flusher made the log durable through `end` (exclusive), whose last batch carried
+    /// `last_term` when the flush was planned. Reports it to the core and releases held sends.
+    pub async fn flushed<D: Disk>(
+        &mut self,
+        end: Offset,
+        last_term: Term,
+        disk: &D,
+        log: &mut PartitionLog<D>,
+        now_ms: i64,
+        out: &mut Vec<Outgoing>,
+    ) -> Result<Executed, ReplicaError> {
+        let last = LogPosition { term: last_term, index: Offset(end.0 - 1) };
+        let mut executed = self.step(Input::Persisted { last }, disk, log, &BTreeMap::new(), now_ms, out).await?;
+        let durable = log.flushed_offset();
+        while let Some((required, _)) = self.held.front() {
+            if *required > durable {
+                break;
+            }
+            let (_, envelope) = self.held.pop_front().expect("front exists");
+            out.push(Outgoing { envelope, batches: Vec::new() });
+        }
+        executed.needs_flush |= !self.held.is_empty();
+        Ok(executed)
+    }
+
+    async fn execute<D: Disk>(
+        &mut self,
+        effects: Vec<Effect>,
+        disk: &D,
+        log: &mut PartitionLog<D>,
+        received: &BTreeMap<Offset, Bytes>,
+        now_ms: i64,
+        out: &mut Vec<Outgoing>,
+    ) -> Result<Executed, ReplicaError> {
+        let mut executed = Executed::default();
+        let mut dirty = log.flushed_offset() < log.log_end_offset();
+        for effect in effects {
+            match effect {
+                Effect::PersistHardState(hard) => {
+                    let persisted = PersistedHardState { term: hard.term, voted_for: hard.voted_for };
+                    persisted.write(disk, &self.dir).await?;
+                }
+                Effect::Truncate { after } => {
+                    // Durable on return (storage syncs it: a lost cut could splice old batches
+                    // behind new ones); unflushed appends before it may remain.
+                    log.truncate_after(after.index).await?;
+                    dirty = log.flushed_offset() < log.log_end_offset();
+                }
+                Effect::Append { entries } => {
+                    for entry in entries {
+                        let batch = match (received.get(&entry.index), entry.kind) {
+                            (Some(batch), _) => batch.clone(),
+                            (None, EntryKind::LeaderNoop | EntryKind::Membership(_)) => {
+                                let leader = self.raft.id();
+                                control_batch(entry.kind, entry.index, entry.term, leader, now_ms)
+                            }
+                            (None, EntryKind::Data) => return Err(ReplicaError::MissingBatch(entry.index)),
+                        };
+                        let appended = log.append_replicated(batch, now_ms).await?;
+                        assert_eq!(appended.last_offset, entry.index, "the batch is the entry");
+                    }
+                    dirty = true;
+                    executed.needs_flush = true;
+                }
+                Effect::ResetLog { before_start, membership } => {
+                    log.reset_to(before_start.index.next(), now_ms).await?;
+                    write_start(disk, &self.dir, before_start, &membership).await?;
+                    dirty = false;
+                }
+                Effect::Send(envelope) => {
+                    if dirty {
+                        if self.held.len() >= HELD_SENDS_MAX {
+                            tracing::warn!(to = %envelope.to.0, "held sends full; dropping an answer (the peer retries)");
+                            continue;
+                        }
+                        self.held.push_back((log.log_end_offset(), envelope));
+                        executed.needs_flush = true;
+                    } else {
+                        out.push(Outgoing { envelope, batches: Vec::new() });
+                    }
+                }
+                Effect::Replicate(envelope) => {
+                    let batches = self.batches_for(&envelope.message, log).await?;
+                    out.push(Outgoing { envelope, batches });
+                }
+                Effect::Committed { index } => {
+                    executed.merge(Executed { committed: Some(index), ..Default::default() })
+                }
+                Effect::LeaderChanged { leader, term, .. } => {
+                    executed.merge(Executed { leader: Some((leader, term)), ..Default::default() })
+                }
+            }
+        }
+        Ok(executed)
+    }
+
+    /// The batch bytes of an AppendEntries' entries, read from the log.
+    async fn batches_for<D: Disk>(&self, message: &Message, log: &PartitionLog<D>) -> Result<Vec<Bytes>, ReplicaError> {
+        let Message::AppendEntries { prev, entries, .. } = message else { return Ok(Vec::new()) };
+        let Some(last) = entries.last() else { return Ok(Vec::new()) };
+        let total: u64 = entries.iter().map(|e| u64::from(e.size_bytes)).sum();
+        let read = log.read(prev.index.next(), u32::try_from(total).unwrap_or(u32::MAX), last.index.next()).await?;
+        let mut batches_out = Vec::with_capacity(entries.len());
+        for (batch, entry) in batches(&read.records).zip(entries) {
+            let (header, range) = batch.map_err(StorageError::from)?;
+            assert_eq!(header.last_offset(), entry.index, "the log's batch is the entry Raft names");
+            batches_out.push(read.records.slice(range));
+        }
+        assert_eq!(batches_out.len(), entries.len(), "every entry's batch is in the log");
+        Ok(batches_out)
+    }
+
+    /// Retention or DeleteRecords moved the log start: tell the core and record the new start.
+    pub async fn log_start_moved<D: Disk>(&mut self, disk: &D, log_start: Offset) -> Result<(), ReplicaError> {
+        let effects = self.raft.step(Input::LogStartMoved { log_start });
+        assert!(effects.is_empty(), "moving the log start has no effects");
+        let before_start = self.raft.log().before_start();
+        let membership = self.raft.membership_at(before_start.index);
+        write_start(disk, &self.dir, before_start, &membership).await
+    }
+}
+
+async fn read_start<D: Disk>(disk: &D, dir: &Path) -> Result<Option<(LogPosition, Membership)>, ReplicaError> {
+    let Some(bytes) = read_file(disk, &dir.join(START_FILE)).await? else { return Ok(None) };
+    let record: StartRecord = serde_json::from_slice(&bytes).map_err(|e| ReplicaError::StartFile(e.to_string()))?;
+    if record.version != 1 {
+        return Err(ReplicaError::StartFile(format!("unknown version {}", record.version)));
+    }
+    let position = LogPosition { term: Term(record.before_start_term), index: Offset(record.before_start_index) };
+    let voters: BTreeSet<NodeId> = record.voters.into_iter().map(NodeId).collect();
+    let learners: BTreeSet<NodeId> = record.learners.into_iter().map(NodeId).collect();
+    Ok(Some((position, Membership { voters, learners })))
+}
+
+async fn write_start<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    before_start: LogPosition,
+    membership: &Membership,
+) -> Result<(), ReplicaError> {
+    let record = StartRecord {
+        version: 1,
+        before_start_index: before_start.index.0,
+        before_start_term: before_start.term.0,
+        voters: membership.voters.iter().map(|n| n.0).collect(),
+        learners: membership.learners.iter().map(|n| n.0).collect(),
+    };
+    let bytes = serde_json::to_vec(&record).expect("a start record serializes");
+    write_file_atomic(disk, &dir.join(START_FILE), Bytes::from(bytes)).await?;
+    Ok(())
+}
