@@ -314,3 +314,164 @@ fn truncating_an_uncommitted_membership_entry_restores_the_previous_membership()
     assert_eq!(raft.membership().learners, BTreeSet::new());
     assert_eq!(raft.voters(), &ids(&[1, 2, 3]));
 }
+
+/// A leader of voters {1, 2} whose follower 2 has acknowledged the no-op (so it is in the
+/// pipelined state) and whose no-op is committed.
+fn leader_of_two(config: Config) -> Raft {
+    let mut raft = Raft::new(config, ids(&[1, 2]), BTreeSet::new(), HardState::default(), RaftLog::default());
+    raft.step(Input::Campaign);
+    receive(&mut raft, 2, Message::PreVoteResponse { term: Term(1), granted: true });
+    receive(&mut raft, 2, Message::VoteResponse { term: Term(1), granted: true });
+    assert_eq!(raft.role(), Role::Leader);
+    let noop = raft.log().last();
+    raft.step(Input::Persisted { last: noop });
+    receive(&mut raft, 2, Message::AppendResponse { term: Term(1), success: true, matched: noop });
+    assert_eq!(raft.committed(), noop.index);
+    raft
+}
+
+/// AppendEntries carrying entries in these effects.
+fn appends_with_entries(effects: &[Effect]) -> usize {
+    answers(effects)
+        .iter()
+        .filter(|m| matches!(m, Message::AppendEntries { entries, .. } if !entries.is_empty()))
+        .count()
+}
+
+/// Flow control (etcd raft's inflights; issue 3: bounded in messages per follower): at most
+/// `inflight_messages_max` unacknowledged AppendEntries to one follower.
+#[test]
+fn a_follower_gets_at_most_the_inflight_message_limit_unacknowledged() {
+    let mut config = Config::new(NodeId(1));
+    config.inflight_messages_max = 2;
+    let mut raft = leader_of_two(config);
+    let mut sent = 0;
+    for _ in 0..4 {
+        let (_, effects) = raft.propose(1, 100).expect("accepted");
+        sent += appends_with_entries(&effects);
+    }
+    assert_eq!(sent, 2);
+}
+
+/// Flow control bounded in bytes: once `inflight_bytes_max` entry bytes are unacknowledged the
+/// window is full; an acknowledgement frees exactly the acknowledged bytes.
+#[test]
+fn a_follower_gets_at_most_the_inflight_byte_limit_unacknowledged() {
+    let mut config = Config::new(NodeId(1));
+    config.inflight_bytes_max = 150;
+    config.append_bytes_max = 100;
+    let mut raft = leader_of_two(config);
+    let mut sent = Vec::new();
+    for _ in 0..4 {
+        let (entry, effects) = raft.propose(1, 100).expect("accepted");
+        if appends_with_entries(&effects) > 0 {
+            sent.push(entry);
+        }
+    }
+    assert_eq!(sent.len(), 2, "100 then 200 bytes in flight: full");
+    let first = LogPosition { term: sent[0].term, index: sent[0].index };
+    let effects = receive(&mut raft, 2, Message::AppendResponse { term: Term(1), success: true, matched: first });
+    assert_eq!(appends_with_entries(&effects), 1, "100 bytes freed: one more 100-byte entry fits, not two");
+}
+
+/// Propose backpressure: at most `uncommitted_entries_max` entries wait for commitment.
+#[test]
+fn a_leader_refuses_proposals_beyond_the_uncommitted_limit() {
+    let mut config = Config::new(NodeId(1));
+    config.uncommitted_entries_max = 2;
+    let mut raft = Raft::new(config, ids(&[1]), BTreeSet::new(), HardState::default(), RaftLog::default());
+    raft.step(Input::Campaign);
+    assert_eq!(raft.log().len(), 1, "the no-op, uncommitted");
+    assert!(!raft.log().is_empty());
+    raft.propose(1, 100).expect("two uncommitted entries allowed");
+    assert_eq!(raft.propose(1, 100).err(), Some(ProposeError::Backpressure));
+    raft.step(Input::Persisted { last: raft.log().last() });
+    assert_eq!(raft.log().uncommitted_len(), 0);
+    raft.propose(1, 100).expect("room again after the commit");
+    assert!(RaftLog::default().is_empty());
+}
+
+/// Raft thesis §4.1, §4.2.1: a learner stays a learner while changes concern others.
+#[test]
+fn a_learner_stays_a_learner_when_another_member_changes() {
+    let log = RaftLog::default();
+    let mut raft = Raft::new(Config::new(NodeId(4)), ids(&[1, 2, 3]), ids(&[4]), HardState::default(), log);
+    let message = Message::AppendEntries {
+        term: Term(1),
+        prev: LogPosition::EMPTY,
+        entries: vec![membership_entry(0, 1, MembershipChange::AddLearner(NodeId(5)))],
+        commit: Offset(-1),
+        log_start: Offset(0),
+    };
+    receive(&mut raft, 1, message);
+    assert_eq!(raft.role(), Role::Learner);
+    assert_eq!(raft.membership().learners, ids(&[4, 5]));
+}
+
+/// Retention past a membership entry's predecessor keeps the history of later entries:
+/// `membership_at` still answers for every retained position (effect.rs, rule 5).
+#[test]
+fn moving_the_log_start_keeps_later_membership_history() {
+    let mut raft =
+        Raft::new(Config::new(NodeId(1)), ids(&[1]), BTreeSet::new(), HardState::default(), RaftLog::default());
+    raft.step(Input::Campaign);
+    raft.step(Input::Persisted { last: raft.log().last() });
+    let (change, _) = raft.propose_membership(MembershipChange::AddLearner(NodeId(2))).expect("accepted");
+    let (data, _) = raft.propose(1, 100).expect("accepted");
+    raft.step(Input::Persisted { last: LogPosition { term: data.term, index: data.index } });
+    assert_eq!(raft.committed(), data.index);
+    let effects = raft.step(Input::LogStartMoved { log_start: change.index });
+    assert!(effects.is_empty());
+    assert_eq!(raft.log().before_start().index, Offset(0));
+    assert_eq!(raft.membership_at(Offset(0)).learners, BTreeSet::new(), "before the change");
+    assert_eq!(raft.membership_at(change.index).learners, ids(&[2]));
+}
+
+/// Only a voter that is not leading campaigns, on `Campaign` or a leader's `TimeoutNow`
+/// (thesis §3.10): a learner or a leader ignores both.
+#[test]
+fn only_a_voter_that_does_not_lead_campaigns() {
+    let log = RaftLog::default();
+    let mut learner = Raft::new(Config::new(NodeId(4)), ids(&[1, 2, 3]), ids(&[4]), HardState::default(), log);
+    assert!(learner.step(Input::Campaign).is_empty());
+    receive(&mut learner, 1, Message::TimeoutNow { term: Term(0) });
+    assert_eq!((learner.role(), learner.term()), (Role::Learner, Term(0)));
+
+    let mut leader = leader_of_two(Config::new(NodeId(1)));
+    let term = leader.term();
+    assert!(leader.step(Input::Campaign).is_empty());
+    receive(&mut leader, 2, Message::TimeoutNow { term });
+    assert_eq!((leader.role(), leader.term()), (Role::Leader, term));
+}
+
+/// A stale pre-vote is answered with our term, so the asker learns it is behind (etcd raft).
+#[test]
+fn a_stale_pre_vote_is_refused_with_the_current_term() {
+    let mut raft = follower(3, &[1, 2, 3], HardState { term: Term(5), voted_for: None }, RaftLog::default());
+    let effects = receive(&mut raft, 2, Message::PreVote { term: Term(3), last: LogPosition::EMPTY });
+    assert_eq!(answers(&effects), vec![Message::PreVoteResponse { term: Term(5), granted: false }]);
+}
+
+/// Thesis §4.2.3: the leader lease lasts exactly the minimum election timeout: at that many
+/// ticks without hearing the leader, a pre-vote is answered again.
+#[test]
+fn the_leader_lease_ends_after_the_minimum_election_timeout() {
+    let mut raft = follower(3, &[1, 2, 3], HardState { term: Term(2), voted_for: None }, RaftLog::default());
+    let heartbeat = Message::AppendEntries {
+        term: Term(2),
+        prev: LogPosition::EMPTY,
+        entries: Vec::new(),
+        commit: Offset(-1),
+        log_start: Offset(0),
+    };
+    receive(&mut raft, 1, heartbeat);
+    let min = Config::new(NodeId(3)).election_timeout_ticks_min;
+    for _ in 0..min - 1 {
+        raft.step(Input::Tick { randomized_election_timeout_ticks: 2 * min - 1 });
+    }
+    let in_lease = receive(&mut raft, 2, Message::PreVote { term: Term(3), last: LogPosition::EMPTY });
+    assert!(answers(&in_lease).is_empty(), "one tick before the lease ends");
+    raft.step(Input::Tick { randomized_election_timeout_ticks: 2 * min - 1 });
+    let after = receive(&mut raft, 2, Message::PreVote { term: Term(3), last: LogPosition::EMPTY });
+    assert_eq!(answers(&after).len(), 1, "the lease ended: answered");
+}
