@@ -234,7 +234,8 @@ impl Raft {
     }
 
     fn tick(&mut self) {
-        self.election_elapsed_ticks += 1;
+        // Saturating: a leader's count is not reset while it leads (it is its own lease).
+        self.election_elapsed_ticks = self.election_elapsed_ticks.saturating_add(1);
         match self.role {
             Role::Leader => self.tick_leader(),
             Role::Learner => {}
@@ -343,11 +344,13 @@ impl Raft {
         }
     }
 
-    /// Whether a leader was heard from within the minimum election timeout.
+    /// Whether this replica leads, or heard from a leader within the minimum election timeout
+    /// (leader stickiness, thesis §4.2.3; it needs check-quorum, which makes a leader that lost
+    /// its majority step down, so the lease cannot outlive it).
     pub(crate) fn in_leader_lease(&self) -> bool {
         self.config.check_quorum
-            && self.leader.is_some()
-            && self.election_elapsed_ticks < self.config.election_timeout_ticks_min
+            && (self.role == Role::Leader
+                || (self.leader.is_some() && self.election_elapsed_ticks < self.config.election_timeout_ticks_min))
     }
 
     fn check_invariants(&self) {

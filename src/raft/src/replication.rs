@@ -38,11 +38,6 @@ impl Raft {
                 self.transfer = None; // The target did not take over in time: abort.
             }
         }
-        // The leader's lease clock (leader stickiness, thesis §4.2.3, `in_leader_lease`) restarts
-        // every election timeout while it leads.
-        if self.election_elapsed_ticks >= self.config.election_timeout_ticks_min {
-            self.election_elapsed_ticks = 0;
-        }
         for progress in self.progress.values_mut() {
             progress.heard_ticks_ago = progress.heard_ticks_ago.saturating_add(1);
         }
@@ -217,7 +212,7 @@ impl Raft {
                 if *voter == self.config.id {
                     self.log.persisted()
                 } else {
-                    self.progress.get(voter).map_or(Offset(-1), |p| p.matched)
+                    self.progress.get(voter).expect("a leader tracks every voter's progress").matched
                 }
             })
             .collect();

@@ -475,3 +475,110 @@ fn the_leader_lease_ends_after_the_minimum_election_timeout() {
     let after = receive(&mut raft, 2, Message::PreVote { term: Term(3), last: LogPosition::EMPTY });
     assert_eq!(answers(&after).len(), 1, "the lease ended: answered");
 }
+
+/// Flow control bounded in bytes per message: an AppendEntries carries entries while their
+/// bytes stay within `append_bytes_max` (at least one entry always).
+#[test]
+fn an_append_carries_entries_up_to_the_byte_limit() {
+    let entries: Vec<EntryMeta> = (0..4).map(|i| data(i, 1)).collect();
+    let log = RaftLog::recovered(LogPosition::EMPTY, entries, Offset(-1));
+    assert_eq!(log.entries_after(Offset(-1), 200).len(), 2, "100 + 100 bytes is within 200");
+    assert_eq!(log.entries_after(Offset(-1), 199).len(), 1);
+    assert_eq!(log.entries_after(Offset(-1), 1).len(), 1, "one entry even beyond the limit");
+    assert_eq!(log.entries_after(Offset(2), 1_000).len(), 1);
+}
+
+/// Retention forgets whole committed entries up to the new start, the committed one included.
+#[test]
+fn moving_the_log_start_forgets_committed_entries_only() {
+    let entries: Vec<EntryMeta> = (0..5).map(|i| data(i, 1)).collect();
+    let mut log = RaftLog::recovered(LogPosition::EMPTY, entries, Offset(4));
+    log.move_start(Offset(5));
+    assert_eq!(log.before_start(), at(4, 1), "the committed last entry goes too");
+    let entries: Vec<EntryMeta> = (0..5).map(|i| data(i, 1)).collect();
+    let mut log = RaftLog::recovered(LogPosition::EMPTY, entries, Offset(2));
+    log.move_start(Offset(5));
+    assert_eq!(log.before_start(), at(2, 1), "never past the commit index");
+}
+
+/// Raft §5.4 (committed entries are identical everywhere): entries an AppendEntries resends
+/// from below the follower's log start are skipped, and the rest is appended.
+#[test]
+fn a_follower_skips_resent_entries_below_its_log_start() {
+    let hard = HardState { term: Term(1), voted_for: None };
+    let log = RaftLog::recovered(at(3, 1), Vec::new(), Offset(3));
+    let mut raft = follower(2, &[1, 2, 3], hard, log);
+    let message = Message::AppendEntries {
+        term: Term(1),
+        prev: at(1, 1),
+        entries: vec![data(3, 1), data(5, 1)],
+        commit: Offset(5),
+        log_start: Offset(0),
+    };
+    let effects = receive(&mut raft, 1, message);
+    assert_eq!(answers(&effects), vec![Message::AppendResponse { term: Term(1), success: true, matched: at(5, 1) }]);
+    assert_eq!(raft.log().last(), at(5, 1));
+}
+
+/// A leader whose log starts after (1,2), holding (1,5) and (1,8), elected in term 2 by voters
+/// {1, 2}; its no-op went to 2 after (1,8).
+fn leader_with_a_moved_start() -> Raft {
+    let log = RaftLog::recovered(at(2, 1), vec![data(5, 1), data(8, 1)], Offset(8));
+    let hard = HardState { term: Term(1), voted_for: None };
+    let mut raft = Raft::new(Config::new(NodeId(1)), ids(&[1, 2]), BTreeSet::new(), hard, log);
+    raft.step(Input::Campaign);
+    receive(&mut raft, 2, Message::PreVoteResponse { term: Term(2), granted: true });
+    receive(&mut raft, 2, Message::VoteResponse { term: Term(2), granted: true });
+    assert_eq!(raft.role(), Role::Leader);
+    raft
+}
+
+fn first_append_prev(effects: &[Effect]) -> Option<LogPosition> {
+    answers(effects).into_iter().find_map(|m| match m {
+        Message::AppendEntries { prev, .. } => Some(prev),
+        _ => None,
+    })
+}
+
+/// Fast backtracking (Raft §5.3 optimization; etcd raft findConflictByTerm): a rejection whose
+/// hint is an entry the leader holds resumes right after it, with entries, not with LogStart.
+#[test]
+fn a_rejection_hinting_a_held_entry_resumes_after_it() {
+    let mut raft = leader_with_a_moved_start();
+    let effects = receive(&mut raft, 2, Message::AppendResponse { term: Term(2), success: false, matched: at(5, 1) });
+    assert_eq!(first_append_prev(&effects), Some(at(5, 1)), "{effects:?}");
+}
+
+/// A follower that holds exactly the entry before the leader's log start resumes from there;
+/// only a follower that lacks it is sent LogStart.
+#[test]
+fn a_rejection_hinting_the_leaders_start_resumes_at_the_start() {
+    let mut raft = leader_with_a_moved_start();
+    let effects = receive(&mut raft, 2, Message::AppendResponse { term: Term(2), success: false, matched: at(2, 1) });
+    assert_eq!(first_append_prev(&effects), Some(at(2, 1)), "{effects:?}");
+    let mut raft = leader_with_a_moved_start();
+    let effects =
+        receive(&mut raft, 2, Message::AppendResponse { term: Term(2), success: false, matched: LogPosition::EMPTY });
+    assert!(answers(&effects).iter().any(|m| matches!(m, Message::LogStart { .. })), "{effects:?}");
+}
+
+/// Raft thesis §3.10: a leader transfers only to another voter; once the target holds the whole
+/// log it is told to campaign (TimeoutNow), and proposals wait meanwhile.
+#[test]
+fn leadership_transfers_only_to_another_voter() {
+    let mut raft = leader_of_two(Config::new(NodeId(1)));
+    let timeout_now = |effects: &[Effect]| answers(effects).iter().any(|m| matches!(m, Message::TimeoutNow { .. }));
+    for to in [1, 9] {
+        let effects = raft.step(Input::TransferLeadership { to: NodeId(to) });
+        assert!(effects.is_empty(), "transfer to {to}: {effects:?}");
+        raft.propose(1, 100).expect("no transfer in progress");
+        let last = raft.log().last();
+        receive(&mut raft, 2, Message::AppendResponse { term: Term(1), success: true, matched: last });
+    }
+    let effects = raft.step(Input::TransferLeadership { to: NodeId(2) });
+    assert!(timeout_now(&effects), "{effects:?}");
+    assert_eq!(raft.propose(1, 100).err(), Some(ProposeError::Transferring));
+    let mut follower = follower(2, &[1, 2], HardState { term: Term(1), voted_for: None }, RaftLog::default());
+    let effects = follower.step(Input::TransferLeadership { to: NodeId(1) });
+    assert!(effects.is_empty(), "only a leader transfers");
+}
