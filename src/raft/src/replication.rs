@@ -21,8 +21,6 @@ use sluice_types::{NodeId, Offset, Term};
 /// of one record that the shell builds to exactly this size (the broker's
 /// `replication/entries.rs` asserts it), so the entry metadata the core records is the batch's.
 pub const LEADER_NOOP_BYTES: u32 = 79;
-/// Leadership transfer gives up after this many election timeouts.
-const TRANSFER_TIMEOUTS_MAX: u32 = 1;
 
 impl Raft {
     pub(crate) fn tick_leader(&mut self) {
@@ -34,7 +32,8 @@ impl Raft {
         if let Some((target, elapsed)) = self.transfer {
             let elapsed = elapsed + 1;
             self.transfer = Some((target, elapsed));
-            if elapsed >= self.config.election_timeout_ticks_min * TRANSFER_TIMEOUTS_MAX {
+            // Give up after one election timeout (thesis §3.10; etcd raft does the same).
+            if elapsed >= self.config.election_timeout_ticks_min {
                 self.transfer = None; // The target did not take over in time: abort.
             }
         }

@@ -371,7 +371,9 @@ fn a_follower_gets_at_most_the_inflight_byte_limit_unacknowledged() {
     assert_eq!(sent.len(), 2, "100 then 200 bytes in flight: full");
     let first = LogPosition { term: sent[0].term, index: sent[0].index };
     let effects = receive(&mut raft, 2, Message::AppendResponse { term: Term(1), success: true, matched: first });
-    assert_eq!(appends_with_entries(&effects), 1, "100 bytes freed: one more 100-byte entry fits, not two");
+    assert_eq!(appends_with_entries(&effects), 1, "100 bytes freed: one more 100-byte entry fits");
+    let (_, effects) = raft.propose(1, 100).expect("accepted");
+    assert_eq!(appends_with_entries(&effects), 0, "200 bytes in flight again: full");
 }
 
 /// Propose backpressure: at most `uncommitted_entries_max` entries wait for commitment.
@@ -388,7 +390,9 @@ fn a_leader_refuses_proposals_beyond_the_uncommitted_limit() {
     raft.step(Input::Persisted { last: raft.log().last() });
     assert_eq!(raft.log().uncommitted_len(), 0);
     raft.propose(1, 100).expect("room again after the commit");
+    assert_eq!(raft.log().len(), 3, "the no-op and two batches");
     assert!(RaftLog::default().is_empty());
+    assert_eq!(RaftLog::default().len(), 0);
 }
 
 /// Raft thesis §4.1, §4.2.1: a learner stays a learner while changes concern others.
@@ -578,6 +582,15 @@ fn leadership_transfers_only_to_another_voter() {
     let effects = raft.step(Input::TransferLeadership { to: NodeId(2) });
     assert!(timeout_now(&effects), "{effects:?}");
     assert_eq!(raft.propose(1, 100).err(), Some(ProposeError::Transferring));
+    // The target never takes over: the transfer is abandoned after one election timeout.
+    let min = Config::new(NodeId(1)).election_timeout_ticks_min;
+    for tick in 0..min {
+        assert_eq!(raft.propose(1, 100).err(), Some(ProposeError::Transferring), "tick {tick}");
+        raft.step(Input::Tick { randomized_election_timeout_ticks: min });
+        let matched = raft.log().last();
+        receive(&mut raft, 2, Message::AppendResponse { term: Term(1), success: true, matched });
+    }
+    raft.propose(1, 100).expect("the transfer was abandoned");
     let mut follower = follower(2, &[1, 2], HardState { term: Term(1), voted_for: None }, RaftLog::default());
     let effects = follower.step(Input::TransferLeadership { to: NodeId(1) });
     assert!(effects.is_empty(), "only a leader transfers");
