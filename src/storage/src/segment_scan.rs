@@ -124,6 +124,14 @@ impl<F: File> Segment<F> {
         if header.base_offset != self.next_offset {
             return Err(format!("offset {} where {} was expected", header.base_offset, self.next_offset));
         }
+        // Index entries hold offsets relative to the segment base as u32 (Kafka rolls a segment
+        // before they would overflow, LogSegment.canConvertToRelativeOffset): a batch reaching
+        // past that range cannot have been written here.
+        let relative_last =
+            header.base_offset.0.checked_add(i64::from(header.last_offset_delta)).map(|last| last - self.base_offset.0);
+        if !relative_last.is_some_and(|relative| (0..=i64::from(u32::MAX)).contains(&relative)) {
+            return Err(format!("batch at offset {} reaches past the segment's offset range", header.base_offset));
+        }
         if let Some(bytes) = bytes {
             header.verify_crc(bytes).map_err(|e| e.to_string())?;
         }

@@ -34,6 +34,9 @@ const CODECS: [Compression; 5] =
 const TOPIC: &str = "seed-topic";
 /// Metadata (key 3) v0, correlation id 7, null client id, then a topics array of 2^31-1 entries
 /// and nothing else.
+/// Regression (segment_recovery, session 2): batches whose dense offsets run more than 2^32
+/// past their segment's base offset; recovery must treat the batch as bad, not panic.
+const SEGMENT_RELATIVE_OFFSET_OVERFLOW: &[u8] = b"\x7b\x0f\xff\xf6\x7b\xff\xff\xff\xff\xff\xff\xff\xff\xff\x74\x69\x60\x74\x69\x6e\x6e\x2e\x63\x68\x65\x63\x6b\x70\x6b\x70\x6f\x69\x6e\x74\x2e\x74\x6d\x70\xe7\xe7\xe7\xe7\x74\xff\xff\xff\xff\xff\xff\xff\x2e\x74\x6d\x70\xe7\xe3\xe7\xe7\xe7\xe7\x00\x02\x12\x12\x29\x7b\xff\xff\xff\xff\xff\xff";
 const METADATA_V0_TOPICS_I32_MAX: &[u8] = b"\x00\x03\x00\x00\x00\x00\x00\x07\xff\xff\x7f\xff\xff\xff";
 
 /// No anyhow dependency: a boxed error is enough for a seed writer.
@@ -49,6 +52,8 @@ fn main() -> Result<()> {
     // Regression: kafka-protocol 0.18 sizes a Vec from this array count before decoding (a
     // ~154 GB request from 14 bytes); the broker's lazy allocator must absorb it.
     write_seed(&root, "decode_request", "regression-metadata-v0-topics-i32max", METADATA_V0_TOPICS_I32_MAX)?;
+    written += 1;
+    write_seed(&root, "segment_recovery", "regression-relative-offset-overflow", SEGMENT_RELATIVE_OFFSET_OVERFLOW)?;
     written += 1;
     for (name, bytes) in batch_seeds()? {
         write_seed(&root, "record_batch", &name, &bytes)?;
