@@ -88,6 +88,10 @@ pub struct Segment<F: File> {
     pub holes: BTreeMap<Offset, Hole>,
     /// The leader epoch of the last batch recorded (walked or appended).
     pub last_epoch: Option<Term>,
+    /// During a recovery walk: the walk's recovery point, and the position of a batch with an
+    /// impossible epoch found at or above it (the walk then stops there: a torn tail).
+    pub(crate) walk_recovery_point: Offset,
+    pub(crate) epoch_outlier_at: Option<u32>,
 }
 
 /// A damaged byte range of a segment and the offsets it held.
@@ -141,6 +145,8 @@ impl<F: File> Segment<F> {
             dir: dir.to_path_buf(),
             holes: BTreeMap::new(),
             last_epoch: None,
+            walk_recovery_point: Offset(0),
+            epoch_outlier_at: None,
         })
     }
 
@@ -178,7 +184,7 @@ impl<F: File> Segment<F> {
     }
 
     /// Forgets everything learned by a walk, to walk again.
-    fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.next_offset = self.base_offset;
         self.size_bytes = 0;
         self.max_timestamp_ms = -1;

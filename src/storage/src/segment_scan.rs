@@ -30,6 +30,22 @@ type Recent = (u32, Offset, u32, Offset, Term);
 impl<F: File> Segment<F> {
     /// Walks `[0, file_bytes)`. On return `size_bytes == outcome.valid_bytes`.
     pub(crate) async fn rebuild(&mut self, file_bytes: u32, verify: bool, bounds: WalkBounds) -> ScanOutcome {
+        self.walk_recovery_point = bounds.recovery_point;
+        let outcome = self.walk(file_bytes, verify, bounds).await;
+        let Some(position) = self.epoch_outlier_at.take() else { return outcome };
+        // A batch at or above the recovery point carries an impossible epoch (the epoch field
+        // is outside the CRC): like any bad batch there, it starts the torn tail. Walk again up
+        // to it, so nothing learned from it (indexes, epochs) remains. The second walk ends
+        // before the outlier, so it cannot find it again.
+        assert!(position < file_bytes && position <= outcome.valid_bytes);
+        self.reset();
+        let again = self.walk(position, verify, bounds).await;
+        assert!(self.epoch_outlier_at.is_none(), "the outlier lies beyond the second walk");
+        ScanOutcome { valid_bytes: again.valid_bytes, stopped_by: outcome.stopped_by.or(again.stopped_by) }
+    }
+
+    /// One walk of `[0, file_bytes)`.
+    async fn walk(&mut self, file_bytes: u32, verify: bool, bounds: WalkBounds) -> ScanOutcome {
         let mut stopped_by = None;
         let mut recent: Vec<Recent> = Vec::new();
         // Bounded: every round consumes at least one batch or one hole, or stops.
@@ -167,6 +183,12 @@ impl<F: File> Segment<F> {
             n => Some(recent[n - 2].4),
         };
         match (before, recent.last().copied()) {
+            (Some(before), Some((start, base, _, _, epoch)))
+                if before <= current && base >= self.walk_recovery_point =>
+            {
+                self.epoch_outlier_at = Some(start);
+                Err(format!("batch at offset {base} has impossible leader epoch {} above the recovery point", epoch.0))
+            }
             (Some(before), Some((start, base, end, next, epoch))) if before <= current => {
                 tracing::error!(segment = %self.base_offset, offset = %base, epoch = epoch.0, "stored batch has an impossible leader epoch");
                 let hole = Hole { start_offset: base, end_offset: next, start_position: start, end_position: end };
