@@ -26,8 +26,6 @@ use std::sync::{Arc, RwLock};
 use uuid::Uuid;
 
 const TOPICS_FILE: &str = "topics.json";
-/// Kafka's limit on topic name length (`Topic.MAX_NAME_LENGTH`).
-pub const TOPIC_NAME_BYTES_MAX: usize = 249;
 
 pub struct Topic<D: Disk> {
     pub name: String,
@@ -66,13 +64,11 @@ pub enum TopicError {
     Storage(String),
 }
 
-/// Kafka's topic name rule: 1..=249 bytes of `[a-zA-Z0-9._-]`, not "." or "..".
+/// Kafka's topic name rule (1..=249 bytes of `[a-zA-Z0-9._-]`, not "." or ".."), as the
+/// metadata state machine enforces it.
 pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
-    let legal = name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if name.is_empty() || name.len() > TOPIC_NAME_BYTES_MAX || !legal || name == "." || name == ".." {
-        return Err(TopicError::InvalidName(format!("'{name}' must be 1-249 characters of [a-zA-Z0-9._-]")));
-    }
-    Ok(())
+    sluice_meta::validate_topic_name(name)
+        .map_err(|_| TopicError::InvalidName(format!("'{name}' must be 1-249 characters of [a-zA-Z0-9._-]")))
 }
 
 pub struct TopicRegistry<D: Disk> {

@@ -9,11 +9,11 @@ use crate::command::{Applied, MetaCommand};
 use crate::error::MetaError;
 use crate::limits::{BROKERS_MAX, PARTITIONS_MAX, PARTITIONS_PER_TOPIC_MAX, TOPICS_MAX};
 use crate::state::{Broker, MetaState, PartitionPlacement, Topic};
-use crate::topic_id::TopicId;
 use crate::validate::{
     metric_name, validate_config_key, validate_configs, validate_new_partitions, validate_registration,
     validate_replicas, validate_topic_name,
 };
+use sluice_types::TopicId;
 use sluice_types::{NodeId, Offset, PartitionId};
 use std::collections::BTreeMap;
 

@@ -14,9 +14,9 @@
 use crate::command::MetaCommand;
 use crate::error::{DecodeError, MetaError};
 use crate::limits::COMMAND_BYTES_MAX;
-use crate::topic_id::TopicId;
 use serde::{Deserialize, Serialize};
 use sluice_types::NodeId;
+use sluice_types::TopicId;
 use std::collections::BTreeMap;
 
 /// The record format this build writes and reads.

@@ -9,7 +9,7 @@
 //! proposals can race (two CreateTopic for one name, a DeleteTopic before a CreatePartitions),
 //! and the later one must meet the state the earlier one left.
 
-use crate::topic_id::TopicId;
+use sluice_types::TopicId;
 use sluice_types::{NodeId, Offset, PartitionId};
 use std::collections::BTreeMap;
 

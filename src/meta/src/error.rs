@@ -5,11 +5,12 @@
 //! one left), so they are typed errors, never panics (DESIGN.md, Style §2). Every replica
 //! refuses the same command alike, because validation reads only the replicated state.
 
-use crate::topic_id::TopicId;
 use sluice_types::NodeId;
+use sluice_types::TopicId;
 
 /// Kafka error codes used here (Kafka protocol guide, "Error Codes"; the same numbers as
-/// `sluice_protocol::error_code`, which this sans-IO crate does not depend on).
+/// `sluice_protocol::error_code`, not depended on so the state machine does not pull in the
+/// wire codecs and compression crates).
 pub mod code {
     pub const UNKNOWN_SERVER_ERROR: i16 = -1;
     pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;

@@ -23,14 +23,13 @@ pub mod limits;
 mod placement;
 mod snapshot;
 mod state;
-mod topic_id;
 mod validate;
 
 pub use codec::COMMAND_FORMAT_VERSION;
 pub use command::{Applied, MetaCommand};
 pub use error::{DecodeError, MetaError, code};
 pub use placement::place_replicas;
+pub use sluice_types::TopicId;
 pub use snapshot::SNAPSHOT_FORMAT_VERSION;
 pub use state::{Broker, BrokerLoad, MetaState, PartitionPlacement, Topic};
-pub use topic_id::TopicId;
 pub use validate::{metric_name, validate_topic_name};

@@ -143,7 +143,7 @@ fn topic_from_wire(topic: TopicV1) -> Result<Topic, DecodeError> {
 mod tests {
     use super::*;
     use crate::command::MetaCommand;
-    use crate::topic_id::TopicId;
+    use sluice_types::TopicId;
 
     fn state() -> MetaState {
         let mut state = MetaState::new();

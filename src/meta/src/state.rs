@@ -17,8 +17,8 @@
 
 use crate::error::MetaError;
 use crate::limits::{BROKERS_MAX, PARTITIONS_MAX, PARTITIONS_PER_TOPIC_MAX, TOPICS_MAX};
-use crate::topic_id::TopicId;
 use crate::validate::{metric_name, validate_configs, validate_registration, validate_replicas, validate_topic_name};
+use sluice_types::TopicId;
 use sluice_types::{NodeId, Offset};
 use std::collections::BTreeMap;
 

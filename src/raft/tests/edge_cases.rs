@@ -25,6 +25,11 @@ fn receive(raft: &mut Raft, from: i32, message: Message) -> Vec<Effect> {
     raft.step(Input::Receive(Envelope { from: NodeId(from), to: raft.id(), message }))
 }
 
+/// An AppendEntries from a leader whose log starts at offset 0.
+fn append_entries(term: Term, prev: LogPosition, entries: Vec<EntryMeta>, commit: Offset) -> Message {
+    Message::AppendEntries { term, prev, entries, commit, log_start: Offset(0) }
+}
+
 fn answers(effects: &[Effect]) -> Vec<Message> {
     effects
         .iter()
@@ -45,22 +50,10 @@ fn a_durability_report_for_a_truncated_entry_is_ignored() {
     let hard = HardState { term: Term(1), voted_for: None };
     let log = RaftLog::starting_at(LogPosition::EMPTY);
     let mut raft = Raft::new(Config::new(NodeId(2)), ids(&[1, 2, 3]), BTreeSet::new(), hard, log);
-    let first = Message::AppendEntries {
-        term: Term(1),
-        prev: LogPosition::EMPTY,
-        entries: vec![data(4, 1), data(8, 1)],
-        commit: Offset(-1),
-        log_start: Offset(0),
-    };
+    let first = append_entries(Term(1), LogPosition::EMPTY, vec![data(4, 1), data(8, 1)], Offset(-1));
     receive(&mut raft, 1, first);
     // A new leader of term 2 replaces (1,8) with (2,8).
-    let second = Message::AppendEntries {
-        term: Term(2),
-        prev: at(4, 1),
-        entries: vec![data(8, 2)],
-        commit: Offset(-1),
-        log_start: Offset(0),
-    };
+    let second = append_entries(Term(2), at(4, 1), vec![data(8, 2)], Offset(-1));
     let effects = receive(&mut raft, 3, second);
     assert!(effects.contains(&Effect::Truncate { after: at(4, 1) }), "{effects:?}");
     assert_eq!(raft.log().last(), at(8, 2));
@@ -194,13 +187,7 @@ fn a_pre_vote_needs_a_later_term_a_voter_and_an_up_to_date_log() {
 #[test]
 fn a_follower_hearing_its_leader_ignores_pre_votes_for_later_terms() {
     let mut raft = follower(3, &[1, 2, 3], HardState { term: Term(2), voted_for: None }, RaftLog::default());
-    let heartbeat = Message::AppendEntries {
-        term: Term(2),
-        prev: LogPosition::EMPTY,
-        entries: Vec::new(),
-        commit: Offset(-1),
-        log_start: Offset(0),
-    };
+    let heartbeat = append_entries(Term(2), LogPosition::EMPTY, Vec::new(), Offset(-1));
     receive(&mut raft, 1, heartbeat);
     assert_eq!(raft.leader(), Some(NodeId(1)));
     let later = receive(&mut raft, 2, Message::PreVote { term: Term(3), last: LogPosition::EMPTY });
@@ -291,24 +278,17 @@ fn membership_entry(index: i64, term: i32, change: MembershipChange) -> EntryMet
 #[test]
 fn truncating_an_uncommitted_membership_entry_restores_the_previous_membership() {
     let mut raft = follower(3, &[1, 2, 3], HardState { term: Term(1), voted_for: None }, RaftLog::default());
-    let add = Message::AppendEntries {
-        term: Term(1),
-        prev: LogPosition::EMPTY,
-        entries: vec![data(0, 1), membership_entry(1, 1, MembershipChange::AddLearner(NodeId(4)))],
-        commit: Offset(0),
-        log_start: Offset(0),
-    };
+    let add = append_entries(
+        Term(1),
+        LogPosition::EMPTY,
+        vec![data(0, 1), membership_entry(1, 1, MembershipChange::AddLearner(NodeId(4)))],
+        Offset(0),
+    );
     receive(&mut raft, 1, add);
     assert_eq!(raft.membership().learners, ids(&[4]), "in effect as soon as it is in the log");
     assert_eq!(raft.membership_at(Offset(1)).learners, ids(&[4]), "as of the entry, after applying it");
     assert_eq!(raft.membership_at(Offset(0)).learners, BTreeSet::new(), "before the entry");
-    let replace = Message::AppendEntries {
-        term: Term(2),
-        prev: at(0, 1),
-        entries: vec![data(1, 2)],
-        commit: Offset(0),
-        log_start: Offset(0),
-    };
+    let replace = append_entries(Term(2), at(0, 1), vec![data(1, 2)], Offset(0));
     let effects = receive(&mut raft, 2, replace);
     assert!(effects.contains(&Effect::Truncate { after: at(0, 1) }), "{effects:?}");
     assert_eq!(raft.membership().learners, BTreeSet::new());
@@ -400,13 +380,12 @@ fn a_leader_refuses_proposals_beyond_the_uncommitted_limit() {
 fn a_learner_stays_a_learner_when_another_member_changes() {
     let log = RaftLog::default();
     let mut raft = Raft::new(Config::new(NodeId(4)), ids(&[1, 2, 3]), ids(&[4]), HardState::default(), log);
-    let message = Message::AppendEntries {
-        term: Term(1),
-        prev: LogPosition::EMPTY,
-        entries: vec![membership_entry(0, 1, MembershipChange::AddLearner(NodeId(5)))],
-        commit: Offset(-1),
-        log_start: Offset(0),
-    };
+    let message = append_entries(
+        Term(1),
+        LogPosition::EMPTY,
+        vec![membership_entry(0, 1, MembershipChange::AddLearner(NodeId(5)))],
+        Offset(-1),
+    );
     receive(&mut raft, 1, message);
     assert_eq!(raft.role(), Role::Learner);
     assert_eq!(raft.membership().learners, ids(&[4, 5]));
@@ -461,13 +440,7 @@ fn a_stale_pre_vote_is_refused_with_the_current_term() {
 #[test]
 fn the_leader_lease_ends_after_the_minimum_election_timeout() {
     let mut raft = follower(3, &[1, 2, 3], HardState { term: Term(2), voted_for: None }, RaftLog::default());
-    let heartbeat = Message::AppendEntries {
-        term: Term(2),
-        prev: LogPosition::EMPTY,
-        entries: Vec::new(),
-        commit: Offset(-1),
-        log_start: Offset(0),
-    };
+    let heartbeat = append_entries(Term(2), LogPosition::EMPTY, Vec::new(), Offset(-1));
     receive(&mut raft, 1, heartbeat);
     let min = Config::new(NodeId(3)).election_timeout_ticks_min;
     for _ in 0..min - 1 {
@@ -512,13 +485,7 @@ fn a_follower_skips_resent_entries_below_its_log_start() {
     let hard = HardState { term: Term(1), voted_for: None };
     let log = RaftLog::recovered(at(3, 1), Vec::new(), Offset(3));
     let mut raft = follower(2, &[1, 2, 3], hard, log);
-    let message = Message::AppendEntries {
-        term: Term(1),
-        prev: at(1, 1),
-        entries: vec![data(3, 1), data(5, 1)],
-        commit: Offset(5),
-        log_start: Offset(0),
-    };
+    let message = append_entries(Term(1), at(1, 1), vec![data(3, 1), data(5, 1)], Offset(5));
     let effects = receive(&mut raft, 1, message);
     assert_eq!(answers(&effects), vec![Message::AppendResponse { term: Term(1), success: true, matched: at(5, 1) }]);
     assert_eq!(raft.log().last(), at(5, 1));

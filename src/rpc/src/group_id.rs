@@ -7,21 +7,7 @@
 //! never reaches the new one (KIP-516: topic ids).
 
 use sluice_types::PartitionId;
-use std::fmt;
-
-/// A Kafka topic id: a UUID, 16 bytes in network order (Kafka protocol: `uuid topic_id`).
-#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TopicId(pub [u8; 16]);
-
-impl fmt::Debug for TopicId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TopicId(")?;
-        for byte in self.0 {
-            write!(f, "{byte:02x}")?;
-        }
-        write!(f, ")")
-    }
-}
+pub use sluice_types::TopicId;
 
 /// A Raft group. Ordered (controller first, then by topic id and partition) so maps keyed by
 /// it iterate deterministically.

@@ -169,17 +169,25 @@ impl<D: Disk> PartitionLog<D> {
             }
             SequenceVerdict::Append => {}
         }
-        let base_offset = self.log_end_offset;
-        set_base_offset(&mut batch, base_offset);
-        set_partition_leader_epoch(&mut batch, term);
-        if self.config.log_append_time {
-            set_log_append_time(&mut batch, now_ms);
-        }
+        let base_offset = self.stamp(&mut batch, term, now_ms);
         let header = BatchHeader::parse(&batch)?;
         self.append_stamped(header, batch.freeze(), now_ms).await?;
         self.producers.record(&header);
         let info = AppendInfo { base_offset, last_offset: header.last_offset(), log_append_time_ms };
         Ok(AppendOutcome::Appended(info))
+    }
+
+    /// Stamps a producer batch for the log end: its base offset, `term` as its leader epoch, and
+    /// the LogAppendTime when the topic uses it (which recomputes the CRC). Returns the base
+    /// offset. The leader's Raft shell stamps through this too, so both paths agree.
+    pub fn stamp(&self, batch: &mut [u8], term: Term, now_ms: i64) -> Offset {
+        let base_offset = self.log_end_offset;
+        set_base_offset(batch, base_offset);
+        set_partition_leader_epoch(batch, term);
+        if self.config.log_append_time {
+            set_log_append_time(batch, now_ms);
+        }
+        base_offset
     }
 
     /// Writes one batch whose header fields are final at the log end. The caller records it in

@@ -17,6 +17,9 @@
 //! Replay: a sweep prints the failing seed and a command that reruns only that seed
 //! (`SLUICE_SEED=<seed> cargo test -p sluice-storage --test hard_state -- <test> --exact`).
 
+mod common;
+
+use common::{SeedReport, seeds};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sluice_io::sim_disk::{CrashableDisk, SimDisk, SimDiskConfig};
@@ -44,30 +47,6 @@ const CRASH_CONFIGS: [(f64, f64); 3] = [(0.0, 0.0), (0.5, 0.5), (1.0, 0.0)];
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/// Prints how to replay the current seed if the test panics.
-struct SeedReport(u64);
-
-impl Drop for SeedReport {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let test = std::thread::current().name().unwrap_or("<test>").to_string();
-            eprintln!(
-                "failing seed {seed}; replay: SLUICE_SEED={seed} cargo test -p sluice-storage --test hard_state -- \
-                 {test} --exact",
-                seed = self.0
-            );
-        }
-    }
-}
-
-/// `0..count`, or only `$SLUICE_SEED` when it is set (to replay one failure).
-fn seeds(count: u64) -> Vec<u64> {
-    match std::env::var("SLUICE_SEED") {
-        Ok(seed) => vec![seed.parse().expect("SLUICE_SEED is a u64")],
-        Err(_) => (0..count).collect(),
-    }
-}
 
 fn hard_state(term: i32, voted_for: Option<i32>) -> PersistedHardState {
     PersistedHardState { term: Term(term), voted_for: voted_for.map(NodeId) }

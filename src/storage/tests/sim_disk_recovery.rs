@@ -23,7 +23,10 @@
 //! Crashes in the middle of an operation come from [`CrashableDisk`], which pulls the plug after
 //! a chosen number of disk operations; the sweeps try every such point.
 
+mod common;
+
 use bytes::{Bytes, BytesMut};
+use common::{SeedReport, seeds};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sluice_io::sim_disk::{CrashableDisk, SimDisk, SimDiskConfig};
@@ -156,30 +159,6 @@ fn assert_served_intact(ledger: &Ledger, requested: Offset, records: &Bytes) {
 // ---------------------------------------------------------------------------------------------
 // The harness: one partition log on one simulated disk, with its ledger.
 // ---------------------------------------------------------------------------------------------
-
-/// Prints how to replay the current seed if the test panics.
-struct SeedReport(u64);
-
-impl Drop for SeedReport {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let test = std::thread::current().name().unwrap_or("<test>").to_string();
-            eprintln!(
-                "failing seed {seed}; replay: SLUICE_SEED={seed} cargo test -p sluice-storage --test \
-                 sim_disk_recovery -- {test} --exact",
-                seed = self.0
-            );
-        }
-    }
-}
-
-/// `0..count`, or only `$SLUICE_SEED` when it is set (to replay one failure).
-fn seeds(count: u64) -> Vec<u64> {
-    match std::env::var("SLUICE_SEED") {
-        Ok(seed) => vec![seed.parse().expect("SLUICE_SEED is a u64")],
-        Err(_) => (0..count).collect(),
-    }
-}
 
 fn tiny_segments() -> LogConfig {
     LogConfig { segment_bytes: SEGMENT_BYTES_TINY, ..LogConfig::default() }

@@ -20,7 +20,10 @@
 //! Replay: a failing sweep prints its seed and a command that reruns only that seed
 //! (`SLUICE_SEED=<seed> cargo test -p sluice-storage --test sim_disk_replication -- <test> --exact`).
 
+mod common;
+
 use bytes::{Bytes, BytesMut};
+use common::{SeedReport, seeds};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sluice_io::sim_disk::{CrashableDisk, SimDisk, SimDiskConfig};
@@ -55,30 +58,6 @@ const RESURRECTION_SEEDS: u64 = 200;
 const READ_BYTES_MAX: u32 = 1 << 20;
 /// Reads a scan may issue before it is declared stuck.
 const SCAN_READS_MAX: u32 = 10_000;
-
-/// Prints how to replay the current seed if the test panics.
-struct SeedReport(u64);
-
-impl Drop for SeedReport {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let test = std::thread::current().name().unwrap_or("<test>").to_string();
-            eprintln!(
-                "failing seed {seed}; replay: SLUICE_SEED={seed} cargo test -p sluice-storage --test \
-                 sim_disk_replication -- {test} --exact",
-                seed = self.0
-            );
-        }
-    }
-}
-
-/// `0..count`, or only `$SLUICE_SEED` when it is set.
-fn seeds(count: u64) -> Vec<u64> {
-    match std::env::var("SLUICE_SEED") {
-        Ok(seed) => vec![seed.parse().expect("SLUICE_SEED is a u64")],
-        Err(_) => (0..count).collect(),
-    }
-}
 
 /// The shape of a batch: records and payload bytes. Same shape at the same offset means the
 /// same size at the same position.

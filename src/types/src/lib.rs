@@ -9,6 +9,8 @@
 
 pub mod batch;
 mod ids;
+mod topic_id;
 
 pub use batch::{BatchError, BatchHeader, Compression, TimestampType};
 pub use ids::{NodeId, Offset, PartitionId, ProducerEpoch, ProducerId, Sequence, Term};
+pub use topic_id::TopicId;

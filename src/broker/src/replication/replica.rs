@@ -72,14 +72,6 @@ pub struct Executed {
     pub needs_flush: bool,
 }
 
-impl Executed {
-    fn merge(&mut self, other: Executed) {
-        self.committed = other.committed.or(self.committed);
-        self.leader = other.leader.or(self.leader);
-        self.needs_flush |= other.needs_flush;
-    }
-}
-
 /// The position before the log start and the membership as of it (`raft.start.json`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct StartRecord {
@@ -154,7 +146,6 @@ impl Replica {
 
     /// Feeds one input and carries out its effects. `received` holds the batch bytes of entries
     /// that arrived with the input (an AppendEntries' entries), by entry index.
-    #[allow(clippy::too_many_arguments)]
     pub async fn step<D: Disk>(
         &mut self,
         input: Input,
@@ -185,13 +176,12 @@ impl Replica {
             Ok(proposed) => proposed,
             Err(refused) => return Ok(Err(refused)),
         };
-        let base = Offset(entry.index.0 - i64::from(record_offsets) + 1);
-        assert_eq!(base, log.log_end_offset(), "Raft's log and the partition log agree on the end");
-        sluice_types::batch::set_base_offset(&mut batch, base);
-        sluice_types::batch::set_partition_leader_epoch(&mut batch, entry.term);
-        if log.config().log_append_time {
-            sluice_types::batch::set_log_append_time(&mut batch, now_ms);
-        }
+        let base = log.stamp(&mut batch, entry.term, now_ms);
+        assert_eq!(
+            base,
+            Offset(entry.index.0 - i64::from(record_offsets) + 1),
+            "Raft's log and the partition log agree on the end"
+        );
         let received = BTreeMap::from([(entry.index, batch.freeze())]);
         let executed = self.execute(effects, disk, log, &received, now_ms, out).await?;
         Ok(Ok((base, entry.index, executed)))
@@ -282,12 +272,8 @@ impl Replica {
                     let batches = self.batches_for(&envelope.message, log).await?;
                     out.push(Outgoing { envelope, batches });
                 }
-                Effect::Committed { index } => {
-                    executed.merge(Executed { committed: Some(index), ..Default::default() })
-                }
-                Effect::LeaderChanged { leader, term, .. } => {
-                    executed.merge(Executed { leader: Some((leader, term)), ..Default::default() })
-                }
+                Effect::Committed { index } => executed.committed = Some(index),
+                Effect::LeaderChanged { leader, term, .. } => executed.leader = Some((leader, term)),
             }
         }
         Ok(executed)

@@ -11,8 +11,19 @@
 use std::fmt;
 
 /// A topic id. Invariant when held by a topic: not reserved (`is_reserved` is false).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TopicId(pub [u8; 16]);
+
+/// Compact in traces and assertion messages: `TopicId(` 32 hex digits `)`.
+impl fmt::Debug for TopicId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TopicId(")?;
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        write!(f, ")")
+    }
+}
 
 /// Byte positions of the hyphens in the text form (8-4-4-4-12 hex digits).
 const HYPHENS_AT: [usize; 4] = [8, 13, 18, 23];
