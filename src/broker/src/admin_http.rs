@@ -1,4 +1,7 @@
-//! The admin HTTP endpoint: `/v1/status/live`, `/v1/status/ready`, `/metrics`.
+//! The admin HTTP endpoint: `/v1/status/live`, `/v1/status/ready`, `/metrics`, and in cluster
+//! mode `/v1/cluster` (this node, the controller, the registered brokers) and
+//! `/v1/partitions/{topic}/{partition}` (this node's replica: term, role, leader, commit, log
+//! start and end, and on the leader each replica's acknowledged offset and lag).
 //!
 //! Shapes follow Redpanda's admin API (reference/style.md §B.4): live is 200 while the process
 //! serves; ready is 200 `{"status":"ready"}` once recovery finished and the Kafka listener is
@@ -6,7 +9,7 @@
 
 use crate::state::BrokerState;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -32,6 +35,8 @@ pub(crate) async fn serve<D: Disk, C: Clock>(
         .route("/v1/status/live", get(|| async { (StatusCode::OK, "{\"status\":\"live\"}\n") }))
         .route("/v1/status/ready", get(ready::<D, C>))
         .route("/metrics", get(render::<D, C>))
+        .route("/v1/cluster", get(cluster::<D, C>))
+        .route("/v1/partitions/{topic}/{partition}", get(partition::<D, C>))
         .with_state(state);
     let stop = async move {
         let _ = shutdown.changed().await;
@@ -53,6 +58,115 @@ async fn render<D: Disk, C: Clock>(State(state): State<Arc<AdminState<D, C>>>) -
     let topics = state.broker.topics.all();
     metrics::gauge!("sluice_topics").set(topics.len() as f64);
     metrics::gauge!("sluice_partitions").set(state.broker.topics.partition_count() as f64);
-    metrics::gauge!("sluice_partitions_leader").set(state.broker.topics.partition_count() as f64);
+    let me = sluice_types::NodeId(state.broker.config.node_id);
+    let (mut led, mut under_replicated, mut leaderless) = (0u32, 0u32, 0u32);
+    for topic in &topics {
+        for p in &topic.partitions {
+            match p.replica_view() {
+                None => led += 1,
+                Some(view) if view.leader == Some(me) => {
+                    led += 1;
+                    if view.isr.len() < view.replicas.len() {
+                        under_replicated += 1;
+                    }
+                }
+                Some(view) if view.local && view.leader.is_none() => leaderless += 1,
+                Some(_) => {}
+            }
+        }
+    }
+    metrics::gauge!("sluice_partitions_leader").set(f64::from(led));
+    metrics::gauge!("sluice_partitions_under_replicated").set(f64::from(under_replicated));
+    metrics::gauge!("sluice_partitions_leaderless").set(f64::from(leaderless));
     state.metrics.render()
+}
+
+async fn cluster<D: Disk, C: Clock>(State(state): State<Arc<AdminState<D, C>>>) -> (StatusCode, String) {
+    let broker = &state.broker;
+    let Some(cluster) = &broker.cluster else {
+        return (StatusCode::NOT_FOUND, "{\"error\":\"not a cluster\"}\n".to_string());
+    };
+    let snapshot = cluster.snapshot();
+    let brokers: Vec<serde_json::Value> = snapshot
+        .meta
+        .brokers()
+        .values()
+        .map(|b| {
+            serde_json::json!({"node_id": b.node_id.0, "host": b.kafka_host, "port": b.kafka_port,
+                "rpc_addr": b.rpc_addr, "decommissioning": b.decommissioning})
+        })
+        .collect();
+    let mut partitions_total = 0u32;
+    let (mut leaderless, mut under_replicated, mut led) = (Vec::new(), Vec::new(), 0u32);
+    for topic in broker.topics.all() {
+        for p in &topic.partitions {
+            partitions_total += 1;
+            let Some(view) = p.replica_view() else { continue };
+            let name = format!("{}-{}", topic.name, p.index);
+            if view.leader.is_none() {
+                leaderless.push(name);
+            } else if view.leader == Some(cluster.node_id) {
+                led += 1;
+                if view.isr.len() < view.replicas.len() {
+                    under_replicated.push(name);
+                }
+            }
+        }
+    }
+    let body = serde_json::json!({
+        "node_id": cluster.node_id.0,
+        "cluster_id": broker.cluster_id,
+        "controller_id": snapshot.controller.map_or(-1, |n| n.0),
+        "metadata_applied_index": snapshot.applied_index.0,
+        "brokers": brokers,
+        "partitions": partitions_total,
+        "leader_partitions": led,
+        "leaderless_partitions": leaderless,
+        "under_replicated_partitions": under_replicated,
+    });
+    (StatusCode::OK, format!("{body}\n"))
+}
+
+async fn partition<D: Disk, C: Clock>(
+    State(state): State<Arc<AdminState<D, C>>>,
+    Path((topic, index)): Path<(String, i32)>,
+) -> (StatusCode, String) {
+    let broker = &state.broker;
+    let Some(partition) = broker.topics.partition(&topic, index) else {
+        return (StatusCode::NOT_FOUND, "{\"error\":\"unknown partition\"}\n".to_string());
+    };
+    let Some(view) = partition.replica_view().filter(|v| v.local) else {
+        return (StatusCode::NOT_FOUND, "{\"error\":\"no replica of this partition here\"}\n".to_string());
+    };
+    let marks = partition.watermarks();
+    let replicas: Vec<serde_json::Value> = view
+        .replicas
+        .iter()
+        .map(|node| {
+            let matched =
+                if Some(*node) == view.leader && view.leader == Some(sluice_types::NodeId(broker.config.node_id)) {
+                    Some(marks.log_end_offset.0 - 1)
+                } else {
+                    view.matched.iter().find(|(n, _)| n == node).map(|(_, m)| m.0)
+                };
+            let lag = matched.map_or(-1, |m| (marks.log_end_offset.0 - 1 - m).max(0));
+            serde_json::json!({"node_id": node.0, "match_offset": matched.unwrap_or(-1), "lag": lag,
+                "in_sync": view.isr.contains(node)})
+        })
+        .collect();
+    let body = serde_json::json!({
+        "topic": topic,
+        "partition": index,
+        "node_id": broker.config.node_id,
+        "term": view.term.0,
+        "role": view.role,
+        "leader": view.leader.map_or(-1, |n| n.0),
+        "leader_epoch": view.leader_epoch.0,
+        "commit": view.commit.0,
+        "high_watermark": marks.high_watermark.0,
+        "log_start_offset": marks.log_start_offset.0,
+        "log_end_offset": marks.log_end_offset.0,
+        "replicas": replicas,
+    });
+    (StatusCode::OK, format!("{body}\n"))
 }

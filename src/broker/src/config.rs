@@ -29,6 +29,8 @@ pub struct BrokerConfig {
     /// `queued.max.request.bytes`: request bytes held in memory broker-wide. Invariant:
     /// `>= socket_request_max_bytes` (any single allowed frame fits).
     pub queued_max_request_bytes: u32,
+    /// `Some` when the broker runs in a cluster (`--peers`); `None` serves a single node.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 impl BrokerConfig {
@@ -45,6 +47,7 @@ impl BrokerConfig {
             retention_check_interval_ms: 300_000,
             socket_request_max_bytes: sluice_protocol::frame::REQUEST_FRAME_BYTES_MAX,
             queued_max_request_bytes: crate::limits::REQUEST_BYTES_BUFFERED_MAX,
+            cluster: None,
         }
     }
 

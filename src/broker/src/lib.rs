@@ -10,6 +10,7 @@
 
 pub mod admin_http;
 pub mod allocator;
+pub mod cluster;
 pub mod config;
 mod connection;
 mod dispatch;
@@ -24,6 +25,7 @@ mod state;
 mod topic_config;
 mod topics;
 
+pub use cluster::ClusterConfig;
 pub use config::BrokerConfig;
 pub use server::{install_metrics_recorder, run};
 pub use topic_config::TOPIC_CONFIG_KEYS;

@@ -34,6 +34,16 @@ pub async fn run<D: Disk, C: Clock>(state: Arc<BrokerState<D, C>>, mut shutdown:
 async fn pass<D: Disk, C: Clock>(state: &Arc<BrokerState<D, C>>, retention_due: bool) {
     for topic in state.topics.all() {
         for partition in &topic.partitions {
+            if let (Some(cluster), true) = (&state.cluster, partition.is_replicated()) {
+                // The driver runs retention on replicated logs (the replica records the start).
+                if retention_due {
+                    let command = crate::cluster::Command::Retention { partition: partition.clone() };
+                    if !cluster.try_send(command) {
+                        tracing::debug!(topic = %topic.name, partition = partition.index, "driver busy; retention skipped");
+                    }
+                }
+                continue;
+            }
             let now_ms = state.clock.wall_ms();
             let mut log = partition.lock().await;
             let flush_due = log.flush_due(now_ms);

@@ -6,6 +6,7 @@
 //! and checkpoint every partition so the next start recovers nothing, and return.
 
 use crate::admin_http;
+use crate::cluster::{self, Command, FlushReports, spawn_driver};
 use crate::config::BrokerConfig;
 use crate::connection::serve_connection;
 use crate::flusher::{flush_queue, run_flusher};
@@ -14,6 +15,7 @@ use crate::maintenance;
 use crate::state::BrokerState;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sluice_io::{Clock, Disk};
+use sluice_types::NodeId;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -42,8 +44,20 @@ pub async fn run<D: Disk, C: Clock>(
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let (flush, flush_receiver) = flush_queue();
-    let flusher = tokio::spawn(run_flusher(flush_receiver, clock.clone()));
-    let state = Arc::new(BrokerState::open(config.clone(), disk, clock, flush).await?);
+    let reports = Arc::new(FlushReports::default());
+    let flusher = tokio::spawn(run_flusher(flush_receiver, clock.clone(), reports.clone()));
+    let (handle, driver_parts) = match &config.cluster {
+        Some(cluster) => {
+            let (handle, commands, publish) = cluster::channel(NodeId(config.node_id), cluster.clone());
+            (Some(handle), Some((commands, publish)))
+        }
+        None => (None, None),
+    };
+    let state = Arc::new(BrokerState::open(config.clone(), disk, clock, flush, handle).await?);
+    let driver = match driver_parts {
+        Some((commands, publish)) => Some(spawn_driver(state.clone(), commands, publish, reports).await?),
+        None => None,
+    };
     let kafka = TcpListener::bind(config.kafka_addr).await?;
     let admin = TcpListener::bind(config.admin_addr).await?;
     tracing::info!(node_id = config.node_id, kafka = %config.kafka_addr, admin = %config.admin_addr, data_dir = %config.data_dir.display(),
@@ -54,6 +68,16 @@ pub async fn run<D: Disk, C: Clock>(
     let mut connections = JoinSet::new();
     accept_loop(&state, &kafka, &mut connections, shutdown.clone()).await;
     drop(kafka);
+    if let Some(cluster) = &state.cluster {
+        // Controlled shutdown: leaderships move first, so clients find new leaders while this
+        // broker drains (Kafka's controlled shutdown; Raft thesis §3.10).
+        let (reply, left) = tokio::sync::oneshot::channel();
+        if cluster.send(Command::TransferAll { reply }).await {
+            let wait = Duration::from_millis(cluster::limits::SHUTDOWN_TRANSFER_MS + 1000);
+            let left = tokio::time::timeout(wait, left).await;
+            tracing::info!(leaderships_left = ?left.ok().and_then(Result::ok), "leadership transfer finished");
+        }
+    }
     tracing::info!(connections = connections.len(), "shutting down: draining connections");
     let drained = tokio::time::timeout(Duration::from_millis(SHUTDOWN_DRAIN_MS_MAX + 1000), async {
         while connections.join_next().await.is_some() {}
@@ -64,6 +88,13 @@ pub async fn run<D: Disk, C: Clock>(
     }
     let _ = maintenance_task.await;
     let _ = admin_task.await;
+    if let (Some(cluster), Some(driver)) = (&state.cluster, driver) {
+        let (reply, stopped) = tokio::sync::oneshot::channel();
+        if cluster.send(Command::Stop { reply }).await {
+            let _ = stopped.await;
+        }
+        let _ = driver.await;
+    }
     close_partitions(&state).await?;
     drop(state);
     let _ = flusher.await;

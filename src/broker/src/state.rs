@@ -5,6 +5,7 @@
 //! are handed out from a reserved block and a new block is made durable before its first id is
 //! used, so an id is never handed out twice across restarts (Kafka: ProducerIdsRecord).
 
+use crate::cluster::ClusterHandle;
 use crate::config::BrokerConfig;
 use crate::flusher::FlushQueue;
 use crate::limits::{PRODUCER_ID_BLOCK_SIZE, REQUEST_BYTES_BUFFERED_MAX};
@@ -18,6 +19,8 @@ use std::sync::atomic::AtomicBool;
 use tokio::sync::Semaphore;
 
 const CLUSTER_FILE: &str = "cluster.json";
+/// Cluster mode: producer ids of node N start at `N << PRODUCER_ID_NODE_SHIFT` (2^40 ids each).
+const PRODUCER_ID_NODE_SHIFT: u32 = 40;
 
 #[derive(Serialize, Deserialize, Clone)]
 struct ClusterFile {
@@ -38,6 +41,8 @@ pub struct BrokerState<D: Disk, C: Clock> {
     pub ready: AtomicBool,
     /// Permits for request bytes held in memory, `queued_max_request_bytes` in all.
     pub request_bytes: Arc<Semaphore>,
+    /// The multi-raft driver's handle in cluster mode.
+    pub cluster: Option<ClusterHandle<D>>,
 }
 
 struct ProducerIds {
@@ -53,8 +58,12 @@ impl<D: Disk, C: Clock> BrokerState<D, C> {
         disk: D,
         clock: C,
         flush: FlushQueue<D>,
+        cluster: Option<ClusterHandle<D>>,
     ) -> anyhow::Result<BrokerState<D, C>> {
-        let topics = TopicRegistry::open(disk.clone(), &config.data_dir, &clock).await?;
+        let topics = match cluster {
+            Some(_) => TopicRegistry::open_cluster(disk.clone(), &config.data_dir).await?,
+            None => TopicRegistry::open(disk.clone(), &config.data_dir, &clock).await?,
+        };
         let path = config.data_dir.join(CLUSTER_FILE);
         let file = match read_file(&disk, &path).await? {
             Some(bytes) => serde_json::from_slice::<ClusterFile>(&bytes)
@@ -75,7 +84,11 @@ impl<D: Disk, C: Clock> BrokerState<D, C> {
             file.node_id,
             config.node_id
         );
-        let next = file.next_producer_id_block;
+        // In a cluster every broker hands out producer ids from its own range (the node id in
+        // the high bits), so two brokers never give out the same id. Kafka allocates blocks
+        // through the controller instead (KIP-730); this keeps ids unique without a round trip.
+        let range_base = if cluster.is_some() { i64::from(config.node_id) << PRODUCER_ID_NODE_SHIFT } else { 0 };
+        let next = file.next_producer_id_block.max(range_base);
         let queued_max_request_bytes = config.queued_max_request_bytes.min(REQUEST_BYTES_BUFFERED_MAX);
         anyhow::ensure!(
             queued_max_request_bytes >= config.socket_request_max_bytes,
@@ -87,10 +100,18 @@ impl<D: Disk, C: Clock> BrokerState<D, C> {
             clock,
             topics,
             flush,
-            cluster_id: file.cluster_id.clone(),
+            // Every broker of a cluster must report one cluster id: derive it from the peers.
+            cluster_id: match &cluster {
+                Some(handle) => {
+                    let peers = format!("{:?}", handle.config.peers);
+                    derive_cluster_id(i64::from(crc32fast::hash(peers.as_bytes())), 0)
+                }
+                None => file.cluster_id.clone(),
+            },
             producer_ids: tokio::sync::Mutex::new(ProducerIds { next, block_end: next, file, path }),
             ready: AtomicBool::new(false),
             request_bytes: Arc::new(Semaphore::new(queued_max_request_bytes as usize)),
+            cluster,
         })
     }
 

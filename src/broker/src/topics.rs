@@ -88,6 +88,59 @@ fn storage_error(error: impl std::fmt::Display) -> TopicError {
 }
 
 impl<D: Disk> TopicRegistry<D> {
+    /// Cluster mode: an empty registry that the controller log fills (`cluster/metadata.rs`
+    /// installs and removes topics). topics.json is not read, and no directory is treated as
+    /// an orphan here: which topics exist is known only once the committed log is applied.
+    pub async fn open_cluster(disk: D, data_dir: &Path) -> Result<TopicRegistry<D>, TopicError> {
+        disk.create_dir_all(data_dir).await.map_err(storage_error)?;
+        if let Some(parent) = data_dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            disk.sync_dir(parent).await.map_err(storage_error)?;
+        }
+        Ok(TopicRegistry {
+            disk,
+            data_dir: data_dir.to_path_buf(),
+            topics: RwLock::new(BTreeMap::new()),
+            admin: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Cluster mode: opens (recovers or creates) one partition's log.
+    pub async fn open_log(
+        &self,
+        topic: &str,
+        index: i32,
+        config: &TopicConfig,
+        now_ms: i64,
+    ) -> Result<PartitionLog<D>, TopicError> {
+        let dir = partition_dir(&self.data_dir, topic, index);
+        PartitionLog::open(self.disk.clone(), &dir, config.log.clone(), now_ms).await.map_err(storage_error)
+    }
+
+    /// Cluster mode: adds or replaces a topic (readers see the old or the new value).
+    pub fn install(&self, topic: Arc<Topic<D>>) {
+        self.topics.write().expect("lock").insert(topic.name.clone(), topic);
+    }
+
+    /// Cluster mode: unregisters a topic and deletes its partition directories.
+    pub async fn remove_topic(&self, name: &str) -> Result<(), TopicError> {
+        let topic = self.topics.write().expect("lock").remove(name).ok_or(TopicError::Unknown)?;
+        self.delete_partition_dirs(&topic).await
+    }
+
+    async fn delete_partition_dirs(&self, topic: &Topic<D>) -> Result<(), TopicError> {
+        for partition in &topic.partitions {
+            let dir = partition_dir(&self.data_dir, &topic.name, partition.index);
+            // Hold the log lock while deleting so no in-flight append races the deletion.
+            let _log = partition.lock().await;
+            for path in self.disk.list_dir(&dir).await.map_err(storage_error)? {
+                self.disk.remove_file(&path).await.map_err(storage_error)?;
+            }
+            self.disk.remove_dir(&dir).await.map_err(storage_error)?;
+        }
+        self.disk.sync_dir(&self.data_dir).await.map_err(storage_error)?;
+        Ok(())
+    }
+
     /// Loads topics.json, opens (recovers) every partition log, and deletes orphan partitions.
     pub async fn open<C: Clock>(disk: D, data_dir: &Path, clock: &C) -> Result<TopicRegistry<D>, TopicError> {
         disk.create_dir_all(data_dir).await.map_err(storage_error)?;
@@ -255,17 +308,7 @@ impl<D: Disk> TopicRegistry<D> {
         let topic = topics.remove(name).ok_or(TopicError::Unknown)?;
         self.persist(&topics).await?;
         *self.topics.write().expect("lock") = topics;
-        for partition in &topic.partitions {
-            let dir = partition_dir(&self.data_dir, name, partition.index);
-            // Hold the log lock while deleting so no in-flight append races the deletion.
-            let _log = partition.lock().await;
-            for path in self.disk.list_dir(&dir).await.map_err(storage_error)? {
-                self.disk.remove_file(&path).await.map_err(storage_error)?;
-            }
-            self.disk.remove_dir(&dir).await.map_err(storage_error)?;
-        }
-        self.disk.sync_dir(&self.data_dir).await.map_err(storage_error)?;
-        Ok(())
+        self.delete_partition_dirs(&topic).await
     }
 
     /// Raises a topic's partition count (CreatePartitions).

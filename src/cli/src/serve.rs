@@ -26,7 +26,7 @@ pub struct ServeArgs {
     /// host:port advertised to clients in Metadata [default: the Kafka listener].
     #[arg(long, env = "SLUICE_ADVERTISED_KAFKA_ADDR")]
     advertised_kafka_addr: Option<String>,
-    /// Broker-to-broker RPC listener (used once replication lands) [default: 127.0.0.1:33145].
+    /// Broker-to-broker RPC listener [default: this node's address in --peers].
     #[arg(long, env = "SLUICE_RPC_ADDR")]
     rpc_addr: Option<SocketAddr>,
     /// Admin HTTP listener: /metrics, /v1/status/live, /v1/status/ready [default: 127.0.0.1:9644].
@@ -35,7 +35,8 @@ pub struct ServeArgs {
     /// Path of a sluice.toml config file.
     #[arg(long, env = "SLUICE_CONFIG")]
     config: Option<PathBuf>,
-    /// Static initial voters, id=host:port,... (not available until replication lands).
+    /// The cluster's static initial voters, `id=host:port,...` (RPC addresses), this node
+    /// included; every node gets the same list. Without it the broker serves a single node.
     #[arg(long, env = "SLUICE_PEERS")]
     peers: Option<String>,
     /// Create unknown topics on Metadata and Produce (auto.create.topics.enable) [default: true].
@@ -75,9 +76,6 @@ impl ServeArgs {
             }
             None => FileConfig::default(),
         };
-        if self.peers.is_some() || file.peers.is_some() {
-            anyhow::bail!("--peers: clustering is not available yet; this build serves a single node");
-        }
         let mut config = BrokerConfig::dev_defaults();
         if let Some(v) = self.node_id.or(file.node_id) {
             config.node_id = v;
@@ -101,11 +99,45 @@ impl ServeArgs {
         if let Some(v) = self.retention_check_interval_ms.or(file.retention_check_interval_ms) {
             config.retention_check_interval_ms = v;
         }
-        let _rpc_addr = self.rpc_addr.or(file.rpc_addr); // Accepted now; bound once replication lands.
         anyhow::ensure!(config.node_id >= 0, "--node-id must be >= 0");
+        let rpc_addr = self.rpc_addr.or(file.rpc_addr);
+        if let Some(peers) = self.peers.or(file.peers) {
+            let peers = parse_peers(&peers)?;
+            let me = sluice_types::NodeId(config.node_id);
+            let rpc_addr = match rpc_addr.or_else(|| peers.get(&me).copied()) {
+                Some(addr) => addr,
+                None => anyhow::bail!("--peers does not name this node ({})", config.node_id),
+            };
+            config.cluster = Some(sluice_broker::ClusterConfig {
+                rpc_addr,
+                peers,
+                tick_ms: sluice_broker::ClusterConfig::TICK_MS_DEFAULT,
+                replica_lag_time_max_ms: sluice_broker::ClusterConfig::REPLICA_LAG_TIME_MAX_MS_DEFAULT,
+                default_replication_factor: 1,
+            });
+        } else if rpc_addr.is_some() {
+            tracing::warn!("--rpc-addr without --peers: serving a single node, the RPC listener is not used");
+        }
         anyhow::ensure!(config.num_partitions >= 1, "--num-partitions must be >= 1");
         Ok(config)
     }
+}
+
+/// Parses `id=host:port,...` (the `--peers` value).
+fn parse_peers(text: &str) -> anyhow::Result<std::collections::BTreeMap<sluice_types::NodeId, SocketAddr>> {
+    let mut peers = std::collections::BTreeMap::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (id, addr) = entry.split_once('=').with_context(|| format!("--peers: '{entry}' is not id=host:port"))?;
+        let id: i32 = id.trim().parse().with_context(|| format!("--peers: '{id}' is not a node id"))?;
+        anyhow::ensure!(id >= 0, "--peers: node id {id} must be >= 0");
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(addr.trim())
+            .with_context(|| format!("--peers: cannot resolve '{addr}'"))?
+            .next()
+            .with_context(|| format!("--peers: '{addr}' has no address"))?;
+        anyhow::ensure!(peers.insert(sluice_types::NodeId(id), addr).is_none(), "--peers names node {id} twice");
+    }
+    anyhow::ensure!(!peers.is_empty(), "--peers is empty");
+    Ok(peers)
 }
 
 /// Runs the broker until SIGINT or SIGTERM, then shuts it down cleanly.

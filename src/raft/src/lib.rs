@@ -29,6 +29,7 @@ pub use config::Config;
 pub use effect::{Effect, HardState, Role};
 pub use membership::Membership;
 pub use message::{EntryKind, EntryMeta, Envelope, LogPosition, MembershipChange, Message};
+pub use progress::{Progress, ProgressState};
 pub use raft::{Input, ProposeError, Raft};
 pub use raft_log::RaftLog;
 pub use replication::LEADER_NOOP_BYTES;

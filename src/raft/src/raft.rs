@@ -146,6 +146,16 @@ impl Raft {
         &self.voters
     }
 
+    /// Leader: every other member's replication progress (empty otherwise).
+    pub fn progress(&self) -> &BTreeMap<NodeId, Progress> {
+        &self.progress
+    }
+
+    /// The learners of the current membership.
+    pub fn learners(&self) -> &BTreeSet<NodeId> {
+        &self.learners
+    }
+
     /// The commit index: the high watermark.
     pub fn committed(&self) -> Offset {
         self.log.committed()

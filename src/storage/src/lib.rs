@@ -35,4 +35,4 @@ pub use config::{CleanupPolicy, LogConfig, SEGMENT_BYTES_MIN};
 pub use error::StorageError;
 pub use hard_state::{HARD_STATE_BYTES, HARD_STATE_FILE, PersistedHardState};
 pub use log::{AppendInfo, AppendOutcome, FlushPlan, PartitionLog, ReadResult};
-pub use producer_state::{PRODUCER_BATCHES_RETAINED, ProducerError, ProducerStateTable};
+pub use producer_state::{PRODUCER_BATCHES_RETAINED, ProducerError, ProducerStateTable, SequenceVerdict};

@@ -149,7 +149,19 @@ async fn apply<D: Disk, C: Clock>(
     let topic = state.topics.get(name).ok_or((error_code::UNKNOWN_TOPIC_OR_PARTITION, "unknown topic".to_string()))?;
     let mut overrides = topic.config.overrides.clone();
     change(&mut overrides).map_err(|m| (error_code::INVALID_CONFIG, m))?;
-    let config = TopicConfig::from_overrides(overrides).map_err(|m| (error_code::INVALID_CONFIG, m))?;
+    let config = TopicConfig::from_overrides(overrides.clone()).map_err(|m| (error_code::INVALID_CONFIG, m))?;
+    if state.cluster.is_some() {
+        if validate_only {
+            return Ok(());
+        }
+        // The controller replicates the change; every broker applies it (cluster/metadata.rs).
+        let delete = topic.config.overrides.keys().filter(|k| !overrides.contains_key(*k)).cloned().collect();
+        let request =
+            crate::cluster::ControllerRequest::AlterTopicConfigs { name: name.to_string(), set: overrides, delete };
+        crate::handlers::topics_admin::forward(state, request).await?;
+        tracing::info!(topic = name, "altered topic config");
+        return Ok(());
+    }
     state.topics.set_config(name, config, validate_only).await.map_err(|e| (topic_error_code(&e), e.to_string()))?;
     if !validate_only {
         tracing::info!(topic = name, "altered topic config");

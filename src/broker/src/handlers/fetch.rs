@@ -15,7 +15,7 @@
 use super::topic_name;
 use crate::dispatch::Reply;
 use crate::limits::{FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX};
-use crate::partition::{Partition, Watermarks, leader_epoch_error};
+use crate::partition::{Partition, Watermarks};
 use crate::state::BrokerState;
 use bytes::Bytes;
 use futures::future::select_all;
@@ -23,7 +23,7 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind};
 use sluice_io::{Clock, Disk};
 use sluice_protocol::error_code;
-use sluice_types::Offset;
+use sluice_types::{NodeId, Offset};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -35,6 +35,8 @@ struct Wanted<D: Disk> {
     partition_max_bytes: u32,
     current_leader_epoch: i32,
     partition: Option<Arc<Partition<D>>>,
+    /// This broker: only a partition's leader serves client fetches.
+    me: NodeId,
 }
 
 struct Plan<D: Disk> {
@@ -61,6 +63,7 @@ pub async fn handle<D: Disk, C: Clock>(state: &Arc<BrokerState<D, C>>, request: 
                         partition_max_bytes: p.partition_max_bytes.max(0) as u32,
                         current_leader_epoch: p.current_leader_epoch,
                         partition: state.topics.partition(&name, p.partition),
+                        me: NodeId(state.config.node_id),
                     })
                     .collect();
                 (name, wanted)
@@ -144,7 +147,7 @@ async fn read_partition<D: Disk>(
     let Some(partition) = &want.partition else {
         return data.with_error_code(error_code::UNKNOWN_TOPIC_OR_PARTITION);
     };
-    if let Some(code) = leader_epoch_error(want.current_leader_epoch) {
+    if let Some(code) = partition.serve_error(want.me, want.current_leader_epoch) {
         return data.with_error_code(code);
     }
     let marks = partition.watermarks();

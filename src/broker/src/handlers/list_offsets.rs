@@ -10,7 +10,7 @@
 //! OffsetForLeaderEpoch answers from the log's epoch cache (KIP-101, KIP-279, KIP-320).
 
 use super::topic_name;
-use crate::partition::{Partition, SINGLE_NODE_LEADER_EPOCH, leader_epoch_error};
+use crate::partition::Partition;
 use crate::state::BrokerState;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
@@ -20,7 +20,7 @@ use kafka_protocol::messages::{
 use sluice_io::{Clock, Disk};
 use sluice_protocol::error_code;
 use sluice_protocol::records::decode_batch;
-use sluice_types::{Offset, Term};
+use sluice_types::{NodeId, Offset, Term};
 use std::sync::Arc;
 
 const EARLIEST_TIMESTAMP: i64 = -2;
@@ -47,7 +47,7 @@ pub async fn handle<D: Disk, C: Clock>(
                 partitions.push(base.with_error_code(error_code::UNKNOWN_TOPIC_OR_PARTITION));
                 continue;
             };
-            if let Some(code) = leader_epoch_error(wanted.current_leader_epoch) {
+            if let Some(code) = partition.serve_error(NodeId(state.config.node_id), wanted.current_leader_epoch) {
                 partitions.push(base.with_error_code(code));
                 continue;
             }
@@ -55,7 +55,7 @@ pub async fn handle<D: Disk, C: Clock>(
                 Ok((timestamp, offset)) => {
                     let answer = base.with_timestamp(timestamp).with_offset(offset.0);
                     // leader_epoch exists from v4 on; kafka-protocol refuses to encode it earlier.
-                    if version >= 4 { answer.with_leader_epoch(SINGLE_NODE_LEADER_EPOCH.0) } else { answer }
+                    if version >= 4 { answer.with_leader_epoch(partition.leader_epoch().0) } else { answer }
                 }
                 Err(code) => base.with_error_code(code),
             };
@@ -112,16 +112,17 @@ pub async fn offset_for_leader_epoch<D: Disk, C: Clock>(
                 partitions.push(base.with_error_code(error_code::UNKNOWN_TOPIC_OR_PARTITION));
                 continue;
             };
-            if let Some(code) = leader_epoch_error(wanted.current_leader_epoch) {
+            if let Some(code) = partition.serve_error(NodeId(state.config.node_id), wanted.current_leader_epoch) {
                 partitions.push(base.with_error_code(code));
                 continue;
             }
+            let current = partition.leader_epoch();
             let log = partition.lock().await;
             let found = log.end_offset_for_epoch(Term(wanted.leader_epoch));
             // An empty log has no epochs yet; the current epoch then ends at the log end.
             let found = found.or_else(|| {
-                (log.latest_epoch().is_none() && wanted.leader_epoch >= SINGLE_NODE_LEADER_EPOCH.0)
-                    .then(|| (SINGLE_NODE_LEADER_EPOCH, log.log_end_offset()))
+                (log.latest_epoch().is_none() && wanted.leader_epoch >= current.0)
+                    .then(|| (current, log.log_end_offset()))
             });
             drop(log);
             partitions.push(match found {

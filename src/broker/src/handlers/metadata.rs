@@ -30,6 +30,22 @@ pub async fn handle<D: Disk, C: Clock>(
         vec![MetadataResponseBroker::default().with_node_id(node_id).with_host(str_bytes(&host)).with_port(port)];
     response.cluster_id = Some(str_bytes(&state.cluster_id));
     response.controller_id = node_id;
+    if let Some(cluster) = &state.cluster {
+        // The brokers the controller has registered, as this broker applied them.
+        let snapshot = cluster.snapshot();
+        response.brokers = snapshot
+            .meta
+            .brokers()
+            .values()
+            .map(|b| {
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.node_id.0))
+                    .with_host(str_bytes(&b.kafka_host))
+                    .with_port(b.kafka_port)
+            })
+            .collect();
+        response.controller_id = BrokerId(snapshot.controller.map_or(-1, |n| n.0));
+    }
     // v0: an empty list means all topics; v1+: null means all topics.
     let requested = match request.topics {
         None => None,
@@ -84,6 +100,20 @@ pub async fn auto_create<D: Disk, C: Clock>(
     state: &Arc<BrokerState<D, C>>,
     name: &str,
 ) -> Result<Arc<Topic<D>>, TopicError> {
+    if let Some(cluster) = &state.config.cluster {
+        let request = crate::cluster::ControllerRequest::CreateTopic {
+            name: name.to_string(),
+            partitions: state.config.num_partitions,
+            replication_factor: cluster.default_replication_factor,
+            assignment: None,
+            configs: Default::default(),
+        };
+        return match crate::handlers::topics_admin::forward(state, request).await {
+            Ok(()) => state.topics.get(name).ok_or(TopicError::Unknown),
+            Err((error_code::TOPIC_ALREADY_EXISTS, _)) => state.topics.get(name).ok_or(TopicError::Unknown),
+            Err((_, message)) => Err(TopicError::Storage(message)),
+        };
+    }
     let created =
         state.topics.create(name, state.config.num_partitions, TopicConfig::default(), false, &state.clock).await;
     match created {
@@ -107,6 +137,20 @@ pub fn describe_topic<D: Disk, C: Clock>(
         .partitions
         .iter()
         .map(|p| {
+            if let Some(view) = p.replica_view() {
+                let ids = |nodes: &[sluice_types::NodeId]| nodes.iter().map(|n| BrokerId(n.0)).collect::<Vec<_>>();
+                // Only the leader knows the ISR; elsewhere the replicas stand in for it.
+                let isr = if view.isr.is_empty() { ids(&view.replicas) } else { ids(&view.isr) };
+                let leader = view.leader.map_or(BrokerId(-1), |n| BrokerId(n.0));
+                let code = if view.leader.is_some() { error_code::NONE } else { error_code::LEADER_NOT_AVAILABLE };
+                return MetadataResponsePartition::default()
+                    .with_error_code(code)
+                    .with_partition_index(p.index)
+                    .with_leader_id(leader)
+                    .with_leader_epoch(if version >= 7 { view.leader_epoch.0 } else { -1 })
+                    .with_replica_nodes(ids(&view.replicas))
+                    .with_isr_nodes(isr);
+            }
             MetadataResponsePartition::default()
                 .with_partition_index(p.index)
                 .with_leader_id(node_id)

@@ -26,7 +26,7 @@ use sluice_io::{Clock, Disk};
 use sluice_protocol::error_code;
 use sluice_protocol::records::{recompress, validate_records};
 use sluice_storage::{ProducerError, StorageError};
-use sluice_types::{BatchError, BatchHeader, Offset};
+use sluice_types::{BatchError, BatchHeader, Offset, Term};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -37,8 +37,9 @@ pub const RECORDS_DECOMPRESSED_BYTES_MAX: u64 = 256 * 1024 * 1024;
 /// Where one partition's answer stands after the append.
 struct Outcome {
     response: PartitionProduceResponse,
-    /// For acks=-1: the high watermark the batch needs, and the partition to watch.
-    wait: Option<(Offset, watch::Receiver<Watermarks>)>,
+    /// For acks=-1: the high watermark the batch needs, the partition to watch, and (when
+    /// replicated) the leader epoch the batch was appended in.
+    wait: Option<(Offset, watch::Receiver<Watermarks>, Option<Term>)>,
 }
 
 pub async fn handle<D: Disk, C: Clock>(state: &Arc<BrokerState<D, C>>, request: ProduceRequest, version: i16) -> Reply {
@@ -79,10 +80,17 @@ pub async fn handle<D: Disk, C: Clock>(state: &Arc<BrokerState<D, C>>, request: 
         let deadline = tokio::time::Instant::now() + timeout;
         for (_, outcomes) in &mut topics {
             for outcome in outcomes.iter_mut() {
-                let Some((target, receiver)) = outcome.wait.take() else { continue };
-                let committed = tokio::time::timeout_at(deadline, wait_for_high_watermark(receiver, target)).await;
-                if !matches!(committed, Ok(true)) {
-                    outcome.response.error_code = error_code::REQUEST_TIMED_OUT;
+                let Some((target, receiver, epoch)) = outcome.wait.take() else { continue };
+                let committed = match epoch {
+                    None => tokio::time::timeout_at(deadline, wait_for_high_watermark(receiver, target)).await,
+                    Some(epoch) => tokio::time::timeout_at(deadline, wait_for_commit(receiver, target, epoch)).await,
+                };
+                match committed {
+                    Ok(true) => {}
+                    // The leader changed before the batch committed: it may be lost, and the
+                    // producer must retry against the new leader (Kafka answers the same).
+                    Ok(false) if epoch.is_some() => outcome.response.error_code = error_code::NOT_LEADER_OR_FOLLOWER,
+                    _ => outcome.response.error_code = error_code::REQUEST_TIMED_OUT,
                 }
             }
         }
@@ -107,6 +115,24 @@ fn respond(topics: Vec<(String, Vec<Outcome>)>, _version: i16) -> ResponseKind {
 pub async fn wait_for_high_watermark(mut receiver: watch::Receiver<Watermarks>, target: Offset) -> bool {
     loop {
         if receiver.borrow_and_update().high_watermark >= target {
+            return true;
+        }
+        if receiver.changed().await.is_err() {
+            return false;
+        }
+    }
+}
+
+/// Waits until the high watermark reaches `target` while the leader epoch stays `epoch`;
+/// false when the epoch moved first (the append may have been truncated) or the partition is
+/// gone.
+async fn wait_for_commit(mut receiver: watch::Receiver<Watermarks>, target: Offset, epoch: Term) -> bool {
+    loop {
+        let marks = *receiver.borrow_and_update();
+        if marks.leader_epoch != epoch {
+            return false;
+        }
+        if marks.high_watermark >= target {
             return true;
         }
         if receiver.changed().await.is_err() {
@@ -143,7 +169,25 @@ async fn produce_partition<D: Disk, C: Clock>(
     let Some(partition) = usize::try_from(index).ok().and_then(|i| topic.partitions.get(i)) else {
         return failed(index, error_code::UNKNOWN_TOPIC_OR_PARTITION, "unknown partition", version);
     };
-    if acks == -1 && topic.config.min_insync_replicas > 1 {
+    if let Some(view) = partition.replica_view() {
+        if view.leader != Some(sluice_types::NodeId(state.config.node_id)) {
+            return failed(
+                index,
+                error_code::NOT_LEADER_OR_FOLLOWER,
+                "this broker does not lead the partition",
+                version,
+            );
+        }
+        // Kafka: NotEnoughReplicasException when the ISR is smaller than min.insync.replicas.
+        if acks == -1 && (view.isr.len() as i32) < topic.config.min_insync_replicas {
+            let message = format!(
+                "min.insync.replicas {} exceeds the in-sync replicas ({})",
+                topic.config.min_insync_replicas,
+                view.isr.len()
+            );
+            return failed(index, error_code::NOT_ENOUGH_REPLICAS, &message, version);
+        }
+    } else if acks == -1 && topic.config.min_insync_replicas > 1 {
         // One replica is in sync on a single node (Kafka: NotEnoughReplicasException).
         return failed(
             index,
@@ -160,7 +204,37 @@ async fn produce_partition<D: Disk, C: Clock>(
             return failed(index, code, &message, version);
         }
     };
+    if partition.is_replicated() {
+        return propose(state, partition, batch, acks, version).await;
+    }
     append(state, topic, partition, batch, acks, version).await
+}
+
+/// Cluster mode: the batch goes through the partition's Raft group. acks=1 answers after the
+/// leader's append, acks=-1 once the batch is committed (a majority holds it durably).
+async fn propose<D: Disk, C: Clock>(
+    state: &Arc<BrokerState<D, C>>,
+    partition: &Arc<Partition<D>>,
+    batch: BytesMut,
+    acks: i16,
+    version: i16,
+) -> Outcome {
+    let index = partition.index;
+    let cluster = state.cluster.as_ref().expect("replicated partitions exist in cluster mode");
+    let proposed = match cluster.propose(partition.clone(), batch).await {
+        Ok(proposed) => proposed,
+        Err(code) => return failed(index, code, error_code::name(code), version),
+    };
+    metrics::counter!("sluice_records_appended_total")
+        .increment((proposed.last_offset.0 - proposed.base_offset.0 + 1) as u64);
+    let log_start_offset = partition.watermarks().log_start_offset;
+    let response = PartitionProduceResponse::default()
+        .with_index(index)
+        .with_base_offset(proposed.base_offset.0)
+        .with_log_append_time_ms(proposed.log_append_time_ms)
+        .with_log_start_offset(if version >= 5 { log_start_offset.0 } else { -1 });
+    let wait = (acks == -1).then(|| (proposed.last_offset.next(), partition.subscribe(), Some(proposed.leader_epoch)));
+    Outcome { response, wait }
 }
 
 /// Checks one partition's records and returns the batch to append (maybe recompressed).
@@ -237,7 +311,7 @@ async fn append<D: Disk, C: Clock>(
         .with_base_offset(info.base_offset.0)
         .with_log_append_time_ms(info.log_append_time_ms)
         .with_log_start_offset(if version >= 5 { log_start_offset.0 } else { -1 });
-    let wait = (acks == -1).then(|| (info.last_offset.next(), partition.subscribe()));
+    let wait = (acks == -1).then(|| (info.last_offset.next(), partition.subscribe(), None));
     Outcome { response, wait }
 }
 

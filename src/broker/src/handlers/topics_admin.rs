@@ -5,9 +5,10 @@
 //! only when they name this broker alone (INVALID_REPLICA_ASSIGNMENT otherwise).
 
 use super::{str_bytes, topic_name};
+use crate::cluster::{ClusterConfig, ControllerRequest};
 use crate::state::BrokerState;
 use crate::topic_config::{CONFIG_SOURCE_DEFAULT, CONFIG_SOURCE_TOPIC, TOPIC_CONFIG_KEYS, TopicConfig};
-use crate::topics::TopicError;
+use crate::topics::{TopicError, validate_topic_name};
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
@@ -22,6 +23,7 @@ use sluice_protocol::error_code;
 use sluice_types::Offset;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Maps a registry error to (code, message).
 pub fn topic_error_code(error: &TopicError) -> i16 {
@@ -43,12 +45,12 @@ pub async fn create_topics<D: Disk, C: Clock>(
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let result = match create_one(state, &topic, request.validate_only).await {
-            Ok((partitions, config, topic_id)) => {
+            Ok((partitions, replication_factor, config, topic_id)) => {
                 let mut result = CreatableTopicResult::default().with_name(topic_name(&name)).with_error_message(None);
                 // Fields newer than the request's version must keep their defaults.
                 if version >= 5 {
                     result.num_partitions = partitions;
-                    result.replication_factor = 1;
+                    result.replication_factor = replication_factor;
                     result.configs = Some(describe_created(&config));
                 }
                 if version >= 7 {
@@ -69,11 +71,81 @@ pub async fn create_topics<D: Disk, C: Clock>(
     ResponseKind::CreateTopics(response)
 }
 
+/// How long a topic operation may wait for the controller (and for this broker to apply it).
+const CONTROLLER_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Cluster mode: sends a topic operation to the controller and waits until this broker has
+/// applied its outcome.
+pub(crate) async fn forward<D: Disk, C: Clock>(
+    state: &Arc<BrokerState<D, C>>,
+    request: ControllerRequest,
+) -> Result<(), (i16, String)> {
+    let cluster = state.cluster.as_ref().expect("forwarding happens in cluster mode");
+    let reply = cluster.controller(request, CONTROLLER_REQUEST_TIMEOUT).await;
+    if reply.error_code == error_code::NONE { Ok(()) } else { Err((reply.error_code, reply.message)) }
+}
+
+fn overrides_of(topic: &CreatableTopic) -> BTreeMap<String, String> {
+    let mut overrides = BTreeMap::new();
+    for config in &topic.configs {
+        if let Some(value) = &config.value {
+            overrides.insert(config.name.to_string(), value.to_string());
+        }
+    }
+    overrides
+}
+
+/// Cluster mode: the controller places the replicas (or takes the request's assignment).
+async fn create_in_cluster<D: Disk, C: Clock>(
+    state: &Arc<BrokerState<D, C>>,
+    topic: &CreatableTopic,
+    validate_only: bool,
+    cluster: &ClusterConfig,
+) -> Result<(i32, i16, TopicConfig, uuid::Uuid), (i16, String)> {
+    let name = topic.name.0.to_string();
+    let overrides = overrides_of(topic);
+    let config =
+        TopicConfig::from_overrides(overrides.clone()).map_err(|message| (error_code::INVALID_CONFIG, message))?;
+    let (partitions, replication_factor, assignment) = if topic.assignments.is_empty() {
+        let partitions = if topic.num_partitions == -1 { state.config.num_partitions } else { topic.num_partitions };
+        let rf =
+            if topic.replication_factor == -1 { cluster.default_replication_factor } else { topic.replication_factor };
+        (partitions, rf, None)
+    } else {
+        if topic.num_partitions != -1 || topic.replication_factor != -1 {
+            let message = "assignments exclude num_partitions and replication_factor";
+            return Err((error_code::INVALID_REQUEST, message.to_string()));
+        }
+        let assignment: Vec<Vec<i32>> =
+            topic.assignments.iter().map(|a| a.broker_ids.iter().map(|b| b.0).collect()).collect();
+        let rf = assignment.first().map_or(0, |replicas| replicas.len() as i16);
+        (assignment.len() as i32, rf, Some(assignment))
+    };
+    validate_topic_name(&name).map_err(|error| (topic_error_code(&error), error.to_string()))?;
+    if validate_only {
+        return Ok((partitions, replication_factor, config, uuid::Uuid::nil()));
+    }
+    let request = ControllerRequest::CreateTopic {
+        name: name.clone(),
+        partitions,
+        replication_factor,
+        assignment,
+        configs: overrides,
+    };
+    forward(state, request).await?;
+    let topic_id = state.topics.get(&name).map_or(uuid::Uuid::nil(), |t| t.topic_id);
+    tracing::info!(topic = %name, partitions, replication_factor, "created topic");
+    Ok((partitions, replication_factor, config, topic_id))
+}
+
 async fn create_one<D: Disk, C: Clock>(
     state: &Arc<BrokerState<D, C>>,
     topic: &CreatableTopic,
     validate_only: bool,
-) -> Result<(i32, TopicConfig, uuid::Uuid), (i16, String)> {
+) -> Result<(i32, i16, TopicConfig, uuid::Uuid), (i16, String)> {
+    if let Some(cluster) = &state.config.cluster {
+        return create_in_cluster(state, topic, validate_only, cluster).await;
+    }
     let node_id = state.config.node_id;
     let mut partitions = if topic.num_partitions == -1 { state.config.num_partitions } else { topic.num_partitions };
     if !topic.assignments.is_empty() {
@@ -89,20 +161,15 @@ async fn create_one<D: Disk, C: Clock>(
         let message = format!("replication factor {} is larger than the 1 available broker", topic.replication_factor);
         return Err((error_code::INVALID_REPLICATION_FACTOR, message));
     }
-    let mut overrides = BTreeMap::new();
-    for config in &topic.configs {
-        if let Some(value) = &config.value {
-            overrides.insert(config.name.to_string(), value.to_string());
-        }
-    }
-    let config = TopicConfig::from_overrides(overrides).map_err(|message| (error_code::INVALID_CONFIG, message))?;
+    let config =
+        TopicConfig::from_overrides(overrides_of(topic)).map_err(|message| (error_code::INVALID_CONFIG, message))?;
     let name = topic.name.0.as_str();
     let created = state.topics.create(name, partitions, config.clone(), validate_only, &state.clock).await;
     let created = created.map_err(|error| (topic_error_code(&error), error.to_string()))?;
     if !validate_only {
         tracing::info!(topic = name, partitions, "created topic");
     }
-    Ok((partitions, config, created.topic_id))
+    Ok((partitions, 1, config, created.topic_id))
 }
 
 fn describe_created(config: &TopicConfig) -> Vec<CreatableTopicConfigs> {
@@ -135,6 +202,17 @@ pub async fn delete_topics<D: Disk, C: Clock>(
             DeletableTopicResult::default().with_name(name.as_deref().map(topic_name)).with_topic_id(topic_id);
         match resolved {
             None => result.error_code = error_code::UNKNOWN_TOPIC_ID,
+            Some(name) if state.cluster.is_some() => {
+                match forward(state, ControllerRequest::DeleteTopic { name: name.clone() }).await {
+                    Ok(()) => result.name = Some(topic_name(&name)),
+                    Err((code, message)) => {
+                        result.error_code = code;
+                        if version >= 5 {
+                            result.error_message = Some(str_bytes(&message));
+                        }
+                    }
+                }
+            }
             Some(name) => {
                 if let Err(error) = state.topics.delete(&name).await {
                     result.error_code = topic_error_code(&error);
@@ -164,7 +242,15 @@ pub async fn create_partitions<D: Disk, C: Clock>(
             .assignments
             .as_ref()
             .is_some_and(|a| a.iter().any(|a| a.broker_ids.iter().any(|b| b.0 != state.config.node_id)));
-        let outcome = if placed_elsewhere {
+        let outcome = if state.cluster.is_some() {
+            if topic.assignments.is_some() {
+                Err((error_code::INVALID_REPLICA_ASSIGNMENT, "explicit assignments are not supported yet".to_string()))
+            } else if request.validate_only {
+                Ok(())
+            } else {
+                forward(state, ControllerRequest::CreatePartitions { name: name.clone(), count: topic.count }).await
+            }
+        } else if placed_elsewhere {
             Err((error_code::INVALID_REPLICA_ASSIGNMENT, "assignments must name only this broker".to_string()))
         } else {
             state
@@ -198,6 +284,12 @@ pub async fn delete_records<D: Disk, C: Clock>(
                 results.push(result.with_error_code(error_code::UNKNOWN_TOPIC_OR_PARTITION));
                 continue;
             };
+            if partition.is_replicated() {
+                // The new log start would have to be replicated (and recorded by each replica);
+                // until that lands, refuse rather than move only the leader's start.
+                results.push(result.with_error_code(error_code::INVALID_REQUEST));
+                continue;
+            }
             let high_watermark = partition.watermarks().high_watermark;
             // Kafka protocol: DeleteRecordsRequest offset -1 means the high watermark.
             let target = if wanted.offset == -1 { high_watermark } else { Offset(wanted.offset) };

@@ -7,3 +7,5 @@ pub mod entries;
 pub mod replica;
 #[cfg(test)]
 mod replica_tests;
+
+pub use replica::{Executed, Outgoing, Replica, ReplicaError};

@@ -1,0 +1,175 @@
+//! Applying the controller log, and making this broker's partitions match what it says.
+//!
+//! Committed controller entries are applied in log order to the local `MetaState` (control
+//! batches only advance the applied index). A proposal this broker made as leader is answered
+//! when its entry applies. Then `reconcile` opens what is new (topics, added partitions, a
+//! Raft group for each partition this broker hosts), applies config changes, and deletes what
+//! is gone. On restart the whole committed log is applied again, so the local topics are
+//! always a function of the committed log (KRaft brokers replay `__cluster_metadata` too).
+
+use super::ControllerReply;
+use super::driver::{Driver, raft_config};
+use super::groups::Group;
+use super::limits::{APPLY_READ_BYTES, COMMAND_RECORD_BYTES_MAX};
+use crate::partition::{Partition, ReplicaView};
+use crate::replication::Replica;
+use crate::topic_config::TopicConfig;
+use crate::topics::Topic;
+use sluice_io::{Clock, Disk};
+use sluice_meta::{MetaCommand, PartitionPlacement};
+use sluice_protocol::error_code;
+use sluice_protocol::records::decode_batch;
+use sluice_raft::Membership;
+use sluice_rpc::GroupId;
+use sluice_types::batch::batches;
+use sluice_types::{NodeId, Offset, PartitionId};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use uuid::Uuid;
+
+impl<D: Disk, C: Clock> Driver<D, C> {
+    /// Applies every committed controller entry not yet applied, then reconciles.
+    pub(super) async fn apply_committed(&mut self) {
+        let group = &self.groups[&GroupId::Controller];
+        let commit = group.replica.raft().committed();
+        let partition = group.partition.clone();
+        let mut changed = false;
+        while self.meta_applied < commit {
+            let read = partition.lock().await.read(self.meta_applied.next(), APPLY_READ_BYTES, commit.next()).await;
+            let read = read.unwrap_or_else(|error| panic!("reading the committed controller log failed: {error}"));
+            assert!(
+                !read.records.is_empty(),
+                "the committed controller log has a batch at {}",
+                self.meta_applied.next()
+            );
+            for batch in batches(&read.records) {
+                let (header, range) = batch.unwrap_or_else(|error| panic!("controller log batch: {error}"));
+                if header.last_offset() <= self.meta_applied || header.base_offset > commit {
+                    continue;
+                }
+                if !header.is_control() {
+                    let bytes = read.records.slice(range);
+                    let (_, records) = decode_batch(&bytes, COMMAND_RECORD_BYTES_MAX)
+                        .unwrap_or_else(|error| panic!("controller log batch at {}: {error}", header.base_offset));
+                    for record in records {
+                        let index = Offset(header.base_offset.0 + i64::from(record.offset_delta));
+                        let value = record.value.unwrap_or_default();
+                        // A committed command that does not decode must stop the replica:
+                        // skipping it would make this broker's metadata diverge.
+                        let command = MetaCommand::decode(&value)
+                            .unwrap_or_else(|error| panic!("controller log record at {index}: {error}"));
+                        let reply = match self.meta.apply(index, &command) {
+                            Ok(applied) => {
+                                tracing::info!(index = %index, ?applied, "metadata applied");
+                                ControllerReply {
+                                    error_code: error_code::NONE,
+                                    message: String::new(),
+                                    applied_index: index.0,
+                                }
+                            }
+                            Err(error) => ControllerReply::from_meta(&error, index),
+                        };
+                        if let Some(origin) = self.waiters.remove(&index) {
+                            self.answer(origin, reply);
+                        }
+                    }
+                    changed = true;
+                }
+                self.meta_applied = header.last_offset();
+            }
+        }
+        if changed {
+            self.reconcile().await;
+        }
+        self.publish_snapshot();
+    }
+
+    /// Makes the local topics and groups match the applied metadata.
+    async fn reconcile(&mut self) {
+        for topic in self.state.topics.all() {
+            let current =
+                self.meta.topic(&topic.name).is_some_and(|t| Uuid::from_bytes(t.topic_id.0) == topic.topic_id);
+            if current {
+                continue;
+            }
+            for partition in &topic.partitions {
+                if let Some(view) = partition.replica_view() {
+                    self.groups.remove(&view.group);
+                }
+            }
+            if let Err(error) = self.state.topics.remove_topic(&topic.name).await {
+                panic!("deleting the partitions of topic {} failed: {error}", topic.name);
+            }
+            tracing::info!(topic = %topic.name, "deleted topic");
+        }
+        let topics: Vec<sluice_meta::Topic> = self.meta.topics().values().cloned().collect();
+        let mut campaigns = Vec::new();
+        for meta_topic in topics {
+            let config = TopicConfig::from_overrides(meta_topic.configs.clone()).unwrap_or_else(|error| {
+                panic!("topic {} has configs the controller accepted: {error}", meta_topic.name)
+            });
+            let topic_id = Uuid::from_bytes(meta_topic.topic_id.0);
+            let existing = self.state.topics.get(&meta_topic.name);
+            let mut partitions = existing.as_ref().map(|t| t.partitions.clone()).unwrap_or_default();
+            let had = partitions.len();
+            for (index, placement) in meta_topic.partitions.iter().enumerate().skip(had) {
+                let index = i32::try_from(index).expect("partition counts are bounded");
+                let (partition, campaign) = self.open_partition(&meta_topic, index, placement, &config).await;
+                partitions.push(partition);
+                campaigns.extend(campaign);
+            }
+            let config_changed = existing.as_ref().is_some_and(|t| t.config.overrides != config.overrides);
+            if config_changed {
+                for partition in &partitions {
+                    let mut log = partition.lock().await;
+                    log.set_config(config.log.clone());
+                    partition.publish(&log);
+                }
+            }
+            if existing.is_none() || partitions.len() > had || config_changed {
+                let topic = Topic { name: meta_topic.name.clone(), topic_id, config, partitions };
+                self.state.topics.install(Arc::new(topic));
+            }
+        }
+        // The preferred replica asks for votes at once rather than after an election timeout;
+        // pre-vote keeps this from disturbing a group that already has a leader (§9.6).
+        self.campaigns.extend(campaigns);
+    }
+
+    /// Opens one partition's log, and its replica when this broker hosts one. Returns the
+    /// partition and the group to campaign in (when this broker is the preferred replica).
+    async fn open_partition(
+        &mut self,
+        topic: &sluice_meta::Topic,
+        index: i32,
+        placement: &PartitionPlacement,
+        config: &TopicConfig,
+    ) -> (Arc<Partition<D>>, Option<GroupId>) {
+        let log = self
+            .state
+            .topics
+            .open_log(&topic.name, index, config, self.now_ms())
+            .await
+            .unwrap_or_else(|error| panic!("opening partition {}-{index} failed: {error}", topic.name));
+        let group = GroupId::Partition { topic_id: topic.topic_id, partition: PartitionId(index) };
+        let local = placement.replicas.contains(&self.me);
+        let mut view = ReplicaView::new(group, placement.replicas.clone(), local);
+        if !local {
+            return (Arc::new(Partition::replicated(topic.name.clone(), index, log, view)), None);
+        }
+        let voters: BTreeSet<NodeId> = placement.replicas.iter().copied().collect();
+        let membership = Membership { voters, learners: BTreeSet::new() };
+        let dir = log.dir().to_path_buf();
+        let replica = Replica::open(raft_config(self.me), &self.state.disk, &dir, &log, membership)
+            .await
+            .unwrap_or_else(|error| panic!("opening the replica of {}-{index} failed: {error}", topic.name));
+        view.commit = replica.raft().committed();
+        view.term = replica.raft().term();
+        view.leader_epoch = replica.raft().term();
+        let partition = Arc::new(Partition::replicated(topic.name.clone(), index, log, view));
+        let group_state = Group { id: group, replica, partition: partition.clone(), caught_up_ms: BTreeMap::new() };
+        self.groups.insert(group, group_state);
+        let campaign = (placement.replicas.first() == Some(&self.me)).then_some(group);
+        (partition, campaign)
+    }
+}
