@@ -28,6 +28,22 @@ pub fn describe_cluster<D: Disk, C: Clock>(
     response.controller_id = node_id;
     response.brokers =
         vec![DescribeClusterBroker::default().with_broker_id(node_id).with_host(str_bytes(&host)).with_port(port)];
+    if let Some(cluster) = &state.cluster {
+        // KIP-700: the registered brokers and the controller, as this broker applied them.
+        let snapshot = cluster.snapshot();
+        response.controller_id = BrokerId(snapshot.controller.map_or(-1, |n| n.0));
+        response.brokers = snapshot
+            .meta
+            .brokers()
+            .values()
+            .map(|b| {
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(b.node_id.0))
+                    .with_host(str_bytes(&b.kafka_host))
+                    .with_port(b.kafka_port)
+            })
+            .collect();
+    }
     ResponseKind::DescribeCluster(response)
 }
 

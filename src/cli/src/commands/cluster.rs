@@ -1,5 +1,10 @@
 //! `sluice cluster info`: the cluster id, the controller, the brokers and how many topics and
 //! partitions there are, from Metadata (and DescribeCluster where the broker has it, KIP-700).
+//!
+//! `sluice cluster health`: whether every broker answers, the controller is known, and every
+//! partition has a leader and a full ISR. Only a partition's leader knows its ISR, so each
+//! broker is asked for Metadata and each partition is judged by its leader's own answer (rpk's
+//! `cluster health` reports the same three lists).
 
 use clap::Subcommand;
 use serde_json::json;
@@ -11,11 +16,14 @@ use super::{OutputFormat, print_json, print_table, table};
 pub enum ClusterCommand {
     /// Brokers, controller, cluster id, and topic and partition counts.
     Info,
+    /// Unreachable brokers, the controller, leaderless and under-replicated partitions.
+    Health,
 }
 
 pub async fn run(client: &mut Client, command: ClusterCommand, format: OutputFormat) -> anyhow::Result<()> {
     match command {
         ClusterCommand::Info => info(client, format).await,
+        ClusterCommand::Health => health(client, format).await,
     }
 }
 
@@ -75,6 +83,66 @@ async fn info(client: &mut Client, format: OutputFormat) -> anyhow::Result<()> {
                 "partitions": partition_count,
             }));
         }
+    }
+    Ok(())
+}
+
+async fn health(client: &mut Client, format: OutputFormat) -> anyhow::Result<()> {
+    let metadata = client.metadata(None).await?;
+    let mut down = Vec::new();
+    // (topic, partition) -> the leader's own view of the partition.
+    let mut from_leader = std::collections::BTreeMap::new();
+    for broker in &metadata.brokers {
+        let address = format!("{}:{}", broker.host, broker.port);
+        let answer = match Client::connect(&address).await {
+            Ok(mut broker_client) => broker_client.metadata(None).await.map_err(anyhow::Error::from),
+            Err(error) => Err(error.into()),
+        };
+        let Ok(answer) = answer else {
+            down.push(broker.node_id.0);
+            continue;
+        };
+        for topic in answer.topics {
+            for partition in topic.partitions {
+                if partition.leader == Some(broker.node_id) {
+                    from_leader.insert((topic.name.clone(), partition.partition.0), partition);
+                }
+            }
+        }
+    }
+    let (mut leaderless, mut under_replicated) = (Vec::new(), Vec::new());
+    for topic in &metadata.topics {
+        for partition in &topic.partitions {
+            let name = format!("{}-{}", topic.name, partition.partition.0);
+            match from_leader.get(&(topic.name.clone(), partition.partition.0)) {
+                None => leaderless.push(name),
+                Some(led) if led.isr.len() < led.replicas.len() => under_replicated.push(name),
+                Some(_) => {}
+            }
+        }
+    }
+    let controller = metadata.controller_id.map(|id| id.0).filter(|id| *id >= 0);
+    let healthy = down.is_empty() && controller.is_some() && leaderless.is_empty() && under_replicated.is_empty();
+    match format {
+        OutputFormat::Text => {
+            println!("HEALTHY                       {healthy}");
+            println!("CONTROLLER                    {}", controller.map_or("-".to_owned(), |id| id.to_string()));
+            println!(
+                "ALL BROKERS                   {:?}",
+                metadata.brokers.iter().map(|b| b.node_id.0).collect::<Vec<_>>()
+            );
+            println!("UNREACHABLE BROKERS           {down:?}");
+            println!("LEADERLESS PARTITIONS         {leaderless:?}");
+            println!("UNDER-REPLICATED PARTITIONS   {under_replicated:?}");
+        }
+        OutputFormat::Json => print_json(&json!({
+            "healthy": healthy,
+            "controller_id": controller,
+            "brokers": metadata.brokers.iter().map(|b| b.node_id.0).collect::<Vec<_>>(),
+            "unreachable_brokers": down,
+            "leaderless_partitions": leaderless,
+            "under_replicated_partitions": under_replicated,
+        })),
     }
     Ok(())
 }
