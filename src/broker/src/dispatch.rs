@@ -54,6 +54,7 @@ pub async fn dispatch<D: Disk, C: Clock>(state: &Arc<BrokerState<D, C>>, request
         RequestKind::InitProducerId(body) => {
             Reply::Ready(Box::new(handlers::cluster::init_producer_id(state, body).await))
         }
+        RequestKind::ElectLeaders(body) => Reply::Ready(Box::new(handlers::cluster::elect_leaders(state, body).await)),
         RequestKind::OffsetForLeaderEpoch(body) => {
             Reply::Ready(Box::new(handlers::list_offsets::offset_for_leader_epoch(state, body).await))
         }

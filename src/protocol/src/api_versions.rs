@@ -38,6 +38,7 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     range(ApiKey::CreatePartitions, 0, 3),
     range(ApiKey::IncrementalAlterConfigs, 0, 1),
     range(ApiKey::DescribeCluster, 0, 1),
+    range(ApiKey::ElectLeaders, 0, 2),
 ];
 
 /// The range for an API, if Sluice serves it.

@@ -59,6 +59,12 @@ pub enum ControllerRequest {
     DecommissionBroker {
         node_id: i32,
     },
+    /// Not for the controller: sent to a partition's leader, which hands leadership to the
+    /// preferred replica if that replica is caught up (ElectLeaders, KIP-460 PREFERRED).
+    ElectPreferred {
+        topic: String,
+        partition: i32,
+    },
 }
 
 /// The controller's answer.
@@ -162,6 +168,12 @@ impl ControllerRequest {
             }
             ControllerRequest::DecommissionBroker { node_id } => {
                 MetaCommand::DecommissionBroker { node_id: NodeId(node_id) }
+            }
+            ControllerRequest::ElectPreferred { .. } => {
+                return Err(ControllerReply::refused(
+                    error_code::INVALID_REQUEST,
+                    "elections go to the partition leader",
+                ));
             }
         })
     }

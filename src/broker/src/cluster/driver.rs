@@ -364,6 +364,9 @@ impl<D: Disk, C: Clock> Driver<D, C> {
             Rpc::ForwardRequest(ForwardRequest { correlation_id, payload }) => {
                 let origin = Origin::Remote { to: from, correlation_id };
                 match ControllerRequest::decode(&payload) {
+                    Some(ControllerRequest::ElectPreferred { topic, partition }) => {
+                        self.elect_preferred(topic, partition, origin).await
+                    }
                     Some(request) => self.controller_request(request, origin).await,
                     None => self.answer(origin, ControllerReply::refused(error_code::INVALID_REQUEST, "undecodable")),
                 }
@@ -386,6 +389,9 @@ impl<D: Disk, C: Clock> Driver<D, C> {
             }
             Command::Controller { request, reply } => self.controller_request(request, Origin::Local(reply)).await,
             Command::Retention { partition } => self.retention(&partition).await,
+            Command::ElectPreferred { topic, partition, reply } => {
+                self.elect_preferred(topic, partition, Origin::Local(reply)).await
+            }
             Command::TransferAll { reply } => {
                 let started = self.transfer_all().await;
                 tracing::info!(leaderships = self.leaderships(), transfers = started, "handing leadership away");
@@ -460,6 +466,49 @@ impl<D: Disk, C: Clock> Driver<D, C> {
             Err(error) => {
                 tracing::error!(topic = %partition.topic, partition = partition.index, %error, "retention failed")
             }
+        }
+    }
+
+    /// ElectLeaders PREFERRED for one partition: transfer to the first replica when this broker
+    /// leads and that replica has the whole log; forward to the leader otherwise.
+    async fn elect_preferred(&mut self, topic: String, partition: i32, origin: Origin) {
+        let reply = |code: i16, message: &str| ControllerReply::refused(code, message);
+        let Some(view) = self.state.topics.partition(&topic, partition).and_then(|p| p.replica_view()) else {
+            return self.answer(origin, reply(error_code::UNKNOWN_TOPIC_OR_PARTITION, "unknown partition"));
+        };
+        let Some(preferred) = view.replicas.first().copied() else {
+            return self.answer(origin, reply(error_code::PREFERRED_LEADER_NOT_AVAILABLE, "no replicas"));
+        };
+        if view.leader == Some(preferred) {
+            return self.answer(origin, reply(error_code::ELECTION_NOT_NEEDED, "the preferred replica leads"));
+        }
+        match (view.leader, origin) {
+            (Some(leader), origin) if leader == self.me => {
+                let Some(group) = self.groups.get(&view.group) else {
+                    return self.answer(origin, reply(error_code::NOT_LEADER_OR_FOLLOWER, "no replica here"));
+                };
+                let raft = group.replica.raft();
+                let caught_up = raft.progress().get(&preferred).is_some_and(|p| p.matched >= raft.log().last().index);
+                if !caught_up {
+                    let message = "the preferred replica is not caught up";
+                    return self.answer(origin, reply(error_code::PREFERRED_LEADER_NOT_AVAILABLE, message));
+                }
+                self.step(view.group, Input::TransferLeadership { to: preferred }, &BTreeMap::new()).await;
+                self.answer(
+                    origin,
+                    ControllerReply { error_code: error_code::NONE, message: String::new(), applied_index: -1 },
+                );
+            }
+            (Some(leader), Origin::Local(sender)) => {
+                let now_ms = self.now_ms();
+                let correlation_id = self.next_correlation_id;
+                self.next_correlation_id += 1;
+                let request = ControllerRequest::ElectPreferred { topic, partition };
+                let rpc = Rpc::ForwardRequest(ForwardRequest { correlation_id, payload: request.encode() });
+                let _ = self.transport.send(leader, encode_rpc(&rpc));
+                self.forwards.insert(correlation_id, (now_ms + FORWARD_TIMEOUT_MS, sender));
+            }
+            (_, origin) => self.answer(origin, reply(error_code::NOT_LEADER_OR_FOLLOWER, "no leader to ask")),
         }
     }
 

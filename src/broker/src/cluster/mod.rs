@@ -77,6 +77,9 @@ pub enum Command<D: Disk> {
     /// Hand every leadership away (shutdown, Raft thesis §3.10); answers when none is left or
     /// the driver gave up.
     TransferAll { reply: oneshot::Sender<usize> },
+    /// Elect the preferred replica of a partition (ElectLeaders): done here when this broker
+    /// leads it, otherwise forwarded to its leader.
+    ElectPreferred { topic: String, partition: i32, reply: oneshot::Sender<ControllerReply> },
     /// Stop the driver after this turn (shutdown, after the transfer and the drain).
     Stop { reply: oneshot::Sender<()> },
 }
@@ -159,6 +162,19 @@ impl<D: Disk> ClusterHandle<D> {
             }
         };
         tokio::time::timeout_at(deadline, reached).await.unwrap_or(false)
+    }
+
+    /// ElectLeaders PREFERRED for one partition: the Kafka error code (NONE once the transfer
+    /// started, ELECTION_NOT_NEEDED when the preferred replica leads already).
+    pub async fn elect_preferred(&self, topic: String, partition: i32, timeout: Duration) -> ControllerReply {
+        let (reply, answer) = oneshot::channel();
+        if self.commands.send(Command::ElectPreferred { topic, partition, reply }).await.is_err() {
+            return ControllerReply::refused(DRIVER_GONE, "broker is shutting down");
+        }
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(reply)) => reply,
+            _ => ControllerReply::refused(sluice_protocol::error_code::REQUEST_TIMED_OUT, "timed out"),
+        }
     }
 
     pub async fn send(&self, command: Command<D>) -> bool {

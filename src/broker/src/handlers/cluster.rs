@@ -1,4 +1,4 @@
-//! DescribeCluster (0-1) and InitProducerId (0-4).
+//! DescribeCluster (0-1), InitProducerId (0-4) and ElectLeaders (0-2).
 //!
 //! InitProducerId for an idempotent producer (no transactional id) hands out a producer id that
 //! was never used before (durably reserved in blocks, `state.rs`) at epoch 0. With a known id
@@ -9,9 +9,10 @@
 use super::str_bytes;
 use crate::state::BrokerState;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use kafka_protocol::messages::{
-    BrokerId, DescribeClusterRequest, DescribeClusterResponse, InitProducerIdRequest, InitProducerIdResponse,
-    ProducerId, ResponseKind,
+    BrokerId, DescribeClusterRequest, DescribeClusterResponse, ElectLeadersRequest, ElectLeadersResponse,
+    InitProducerIdRequest, InitProducerIdResponse, ProducerId, ResponseKind,
 };
 use sluice_io::{Clock, Disk};
 use sluice_protocol::error_code;
@@ -73,4 +74,56 @@ pub async fn init_producer_id<D: Disk, C: Clock>(
         }
     }
     ResponseKind::InitProducerId(response)
+}
+
+/// ElectLeaders (0-2, KIP-183 and KIP-460). PREFERRED (0): each partition's leader hands
+/// leadership to its first replica if that replica has the whole log (Raft thesis §3.10);
+/// ELECTION_NOT_NEEDED when it leads already. UNCLEAN (1): Raft never elects a replica that
+/// lacks committed entries, so an unclean election is never performed: ELECTION_NOT_NEEDED
+/// with a leader, ELIGIBLE_LEADERS_NOT_AVAILABLE without one (a majority must return).
+pub async fn elect_leaders<D: Disk, C: Clock>(
+    state: &Arc<BrokerState<D, C>>,
+    request: ElectLeadersRequest,
+) -> ResponseKind {
+    const ELIGIBLE_LEADERS_NOT_AVAILABLE: i16 = 83;
+    let wanted: Vec<(String, Vec<i32>)> = match request.topic_partitions {
+        Some(topics) => topics.into_iter().map(|t| (t.topic.0.to_string(), t.partitions)).collect(),
+        None => state
+            .topics
+            .all()
+            .iter()
+            .map(|t| (t.name.clone(), t.partitions.iter().map(|p| p.index).collect()))
+            .collect(),
+    };
+    let timeout = std::time::Duration::from_millis(request.timeout_ms.clamp(1, 60_000) as u64);
+    let mut response = ElectLeadersResponse::default();
+    for (topic, partitions) in wanted {
+        let mut results = Vec::with_capacity(partitions.len());
+        for index in partitions {
+            let partition = state.topics.partition(&topic, index);
+            let (code, message) = match (partition.and_then(|p| p.replica_view()), &state.cluster) {
+                _ if state.topics.partition(&topic, index).is_none() => {
+                    (error_code::UNKNOWN_TOPIC_OR_PARTITION, "unknown partition".to_string())
+                }
+                // One node: the only replica is the preferred one and leads.
+                (None, _) | (_, None) => (error_code::ELECTION_NOT_NEEDED, String::new()),
+                (Some(view), Some(_)) if request.election_type == 1 => match view.leader {
+                    Some(_) => (error_code::ELECTION_NOT_NEEDED, String::new()),
+                    None => (ELIGIBLE_LEADERS_NOT_AVAILABLE, "no majority of replicas".to_string()),
+                },
+                (Some(_), Some(cluster)) => {
+                    let reply = cluster.elect_preferred(topic.clone(), index, timeout).await;
+                    (reply.error_code, reply.message)
+                }
+            };
+            let message = (code != error_code::NONE && !message.is_empty()).then(|| str_bytes(&message));
+            results.push(
+                PartitionResult::default().with_partition_id(index).with_error_code(code).with_error_message(message),
+            );
+        }
+        response.replica_election_results.push(
+            ReplicaElectionResult::default().with_topic(super::topic_name(&topic)).with_partition_result(results),
+        );
+    }
+    ResponseKind::ElectLeaders(response)
 }
