@@ -467,6 +467,10 @@ impl<D: Disk, C: Clock> Driver<D, C> {
                 tracing::error!(topic = %partition.topic, partition = partition.index, %error, "retention failed")
             }
         }
+        // The recovery point moves up too, so a crash re-verifies little (maintenance.rs).
+        if let Err(error) = log.write_checkpoint().await {
+            tracing::error!(topic = %partition.topic, partition = partition.index, %error, "checkpoint failed");
+        }
     }
 
     /// ElectLeaders PREFERRED for one partition: transfer to the first replica when this broker

@@ -83,7 +83,15 @@ pub async fn handle<D: Disk, C: Clock>(state: &Arc<BrokerState<D, C>>, request: 
                 let Some((target, receiver, epoch)) = outcome.wait.take() else { continue };
                 let committed = match epoch {
                     None => tokio::time::timeout_at(deadline, wait_for_high_watermark(receiver, target)).await,
-                    Some(epoch) => tokio::time::timeout_at(deadline, wait_for_commit(receiver, target, epoch)).await,
+                    Some(epoch) => {
+                        let started = tokio::time::Instant::now();
+                        let committed =
+                            tokio::time::timeout_at(deadline, wait_for_commit(receiver, target, epoch)).await;
+                        // Replication latency: the leader's append until a majority holds it.
+                        metrics::histogram!("sluice_replication_commit_seconds")
+                            .record(started.elapsed().as_secs_f64());
+                        committed
+                    }
                 };
                 match committed {
                     Ok(true) => {}
