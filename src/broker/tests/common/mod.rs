@@ -363,11 +363,11 @@ impl Client {
             let data = self.fetch(topic_name, partition, next);
             assert_eq!(data.error_code, 0, "fetch {topic_name}/{partition} at {next}");
             let records: Vec<_> = values(&data.records).into_iter().filter(|(o, _)| *o >= next).collect();
-            if records.is_empty() {
+            let Some(after) = next_offset_after(&data.records).filter(|after| *after > next) else {
                 assert!(next >= data.high_watermark, "no records below the high watermark {}", data.high_watermark);
                 return out;
-            }
-            next = records.last().expect("non-empty").0 + 1;
+            };
+            next = after;
             out.extend(records);
         }
         panic!("read_all did not reach the end of {topic_name}/{partition}");
@@ -477,12 +477,21 @@ pub fn idempotent_batch(values: &[&str], producer_id: i64, epoch: i16, base_sequ
     encode_batch(&records(values), Compression::None, &options).expect("encode batch")
 }
 
-/// (offset, value) of every record in a Fetch response's records.
+/// The offset after the last batch of a Fetch response's records (control batches included).
+pub fn next_offset_after(records: &Option<Bytes>) -> Option<i64> {
+    let records = records.as_ref()?;
+    let batches = decode_batches(records, 64 * 1024 * 1024).expect("fetched records decode");
+    batches.last().map(|(header, _)| header.next_offset().0)
+}
+
+/// (offset, value) of every data record in a Fetch response's records. Control batches (a
+/// Raft leader's LEADER_CHANGE marker in cluster mode) are skipped, as consumers skip them.
 pub fn values(records: &Option<Bytes>) -> Vec<(i64, String)> {
     let Some(records) = records else { return Vec::new() };
     let batches = decode_batches(records, 64 * 1024 * 1024).expect("fetched records decode");
     batches
         .iter()
+        .filter(|(header, _)| !header.is_control())
         .flat_map(|(header, records)| {
             records.iter().map(move |r| {
                 let value = r.value.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
