@@ -38,8 +38,8 @@ use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::{
     AlterConfigsRequest, ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreatePartitionsRequest,
     CreateTopicsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
-    FetchRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, ListOffsetsRequest, MetadataRequest,
-    MetadataResponse, OffsetForLeaderEpochRequest, ProduceRequest, ProducerId, TransactionalId,
+    ElectLeadersRequest, FetchRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, ListOffsetsRequest,
+    MetadataRequest, MetadataResponse, OffsetForLeaderEpochRequest, ProduceRequest, ProducerId, TransactionalId,
 };
 use kafka_protocol::protocol::Decodable;
 use sluice_protocol::api_versions::SUPPORTED_APIS;
@@ -144,6 +144,7 @@ fn run_case(matrix: &Matrix, api_key: ApiKey, version: i16) {
         ApiKey::CreatePartitions => create_partitions(matrix, version),
         ApiKey::IncrementalAlterConfigs => incremental_alter_configs(matrix, version),
         ApiKey::DescribeCluster => describe_cluster(matrix, version),
+        ApiKey::ElectLeaders => elect_leaders(matrix, version),
         other => panic!("no scenario for {other:?}: add one to this matrix"),
     }
 }
@@ -878,6 +879,34 @@ fn describe_cluster(matrix: &Matrix, version: i16) {
     let brokers: Vec<(i32, String, i32)> =
         response.brokers.iter().map(|b| (b.broker_id.0, b.host.to_string(), b.port)).collect();
     assert_eq!(brokers, vec![(NODE_ID, "127.0.0.1".to_string(), i32::from(matrix.broker.addr().port()))]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// ElectLeaders (0-2): on one node the only replica is the preferred one and leads.
+
+fn elect_leaders(matrix: &Matrix, version: i16) {
+    use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+    let mut client = matrix.broker.client();
+    let wanted = vec![
+        TopicPartitions::default().with_topic(topic(DATA_TOPIC)).with_partitions(vec![0, PARTITIONS]),
+        TopicPartitions::default().with_topic(topic(MISSING_TOPIC)).with_partitions(vec![0]),
+    ];
+    let request = ElectLeadersRequest::default().with_topic_partitions(Some(wanted)).with_timeout_ms(5000);
+    let response = client.call(version, request);
+    assert_eq!(response.error_code, NONE);
+    let codes: Vec<(String, i32, i16)> = response
+        .replica_election_results
+        .iter()
+        .flat_map(|t| t.partition_result.iter().map(|p| (t.topic.0.to_string(), p.partition_id, p.error_code)))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            (DATA_TOPIC.to_string(), 0, 84), // ELECTION_NOT_NEEDED
+            (DATA_TOPIC.to_string(), PARTITIONS, UNKNOWN_TOPIC_OR_PARTITION),
+            (MISSING_TOPIC.to_string(), 0, UNKNOWN_TOPIC_OR_PARTITION),
+        ]
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
