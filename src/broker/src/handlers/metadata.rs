@@ -45,6 +45,14 @@ pub async fn handle<D: Disk, C: Clock>(
             })
             .collect();
         response.controller_id = BrokerId(snapshot.controller.map_or(-1, |n| n.0));
+        // Until the controller has registered this broker, it still names itself, so a client
+        // that bootstrapped here has a broker to ask again (librdkafka otherwise waits a full
+        // request timeout on an empty list).
+        if !response.brokers.iter().any(|b| b.node_id == node_id) {
+            response.brokers.push(
+                MetadataResponseBroker::default().with_node_id(node_id).with_host(str_bytes(&host)).with_port(port),
+            );
+        }
     }
     // v0: an empty list means all topics; v1+: null means all topics.
     let requested = match request.topics {
