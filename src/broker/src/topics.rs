@@ -26,6 +26,8 @@ use std::sync::{Arc, RwLock};
 use uuid::Uuid;
 
 const TOPICS_FILE: &str = "topics.json";
+/// Cluster mode: the topic id a partition directory belongs to (Kafka's `partition.metadata`).
+const PARTITION_METADATA_FILE: &str = "partition.metadata";
 
 pub struct Topic<D: Disk> {
     pub name: String,
@@ -104,16 +106,38 @@ impl<D: Disk> TopicRegistry<D> {
         })
     }
 
-    /// Cluster mode: opens (recovers or creates) one partition's log.
+    /// Cluster mode: opens (recovers or creates) one partition's log for topic id `topic_id`.
+    ///
+    /// The directory names only the topic name, so a broker that was down while a topic was
+    /// deleted and created again would find the old incarnation's log under the new topic's
+    /// name, with terms that may collide with the new group's (breaking Raft's Log Matching
+    /// property). Each directory therefore records its topic id in `partition.metadata` (as
+    /// Kafka does, KIP-516); a directory of another id is wiped before it is opened.
     pub async fn open_log(
         &self,
         topic: &str,
+        topic_id: Uuid,
         index: i32,
         config: &TopicConfig,
         now_ms: i64,
     ) -> Result<PartitionLog<D>, TopicError> {
         let dir = partition_dir(&self.data_dir, topic, index);
-        PartitionLog::open(self.disk.clone(), &dir, config.log.clone(), now_ms).await.map_err(storage_error)
+        let marker = dir.join(PARTITION_METADATA_FILE);
+        let recorded = read_file(&self.disk, &marker).await.map_err(storage_error)?;
+        let expected = format!("{{\"version\":1,\"topic_id\":\"{topic_id}\"}}");
+        if let Some(recorded) = recorded
+            && recorded != expected.as_bytes()
+        {
+            tracing::warn!(dir = %dir.display(), "partition directory of another topic incarnation; deleting it");
+            for path in self.disk.list_dir(&dir).await.map_err(storage_error)? {
+                self.disk.remove_file(&path).await.map_err(storage_error)?;
+            }
+            self.disk.sync_dir(&dir).await.map_err(storage_error)?;
+        }
+        let log =
+            PartitionLog::open(self.disk.clone(), &dir, config.log.clone(), now_ms).await.map_err(storage_error)?;
+        write_file_atomic(&self.disk, &marker, Bytes::from(expected)).await.map_err(storage_error)?;
+        Ok(log)
     }
 
     /// Cluster mode: adds or replaces a topic (readers see the old or the new value).
@@ -384,4 +408,43 @@ fn derive_topic_id(name: &str, wall_ms: i64, ordinal: usize) -> Uuid {
     let low = wall_ms as u64 ^ (crc32fast::hash(&wall_ms.to_le_bytes()) as u64) << 32;
     let id = Uuid::from_u64_pair(high, low);
     if id.is_nil() { Uuid::from_u64_pair(1, 1) } else { id }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+    use sluice_io::StdDisk;
+    use sluice_protocol::records::{BatchOptions, Record, encode_batch};
+    use sluice_types::{Compression, Term};
+
+    fn one_record() -> BytesMut {
+        let record = Record {
+            offset_delta: 0,
+            timestamp_delta: 0,
+            key: None,
+            value: Some(Bytes::from_static(b"old incarnation")),
+            headers: Vec::new(),
+        };
+        let batch = encode_batch(&[record], Compression::None, &BatchOptions::default()).expect("encodes");
+        BytesMut::from(&batch[..])
+    }
+
+    #[tokio::test]
+    async fn a_partition_dir_of_another_topic_id_is_wiped_before_it_opens() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let registry = TopicRegistry::open_cluster(StdDisk, dir.path()).await.expect("registry");
+        let config = TopicConfig::default();
+        let (old_id, new_id) = (Uuid::from_u64_pair(1, 1), Uuid::from_u64_pair(2, 2));
+        let mut log = registry.open_log("t", old_id, 0, &config, 0).await.expect("open");
+        log.append(one_record(), Term(1), 0).await.expect("append");
+        log.close(0).await.expect("close");
+        drop(log);
+        let same = registry.open_log("t", old_id, 0, &config, 0).await.expect("reopen");
+        assert_eq!(same.log_end_offset(), sluice_types::Offset(1), "the same incarnation keeps its log");
+        drop(same);
+        let fresh = registry.open_log("t", new_id, 0, &config, 0).await.expect("open new incarnation");
+        assert_eq!(fresh.log_end_offset(), sluice_types::Offset(0), "another incarnation's log is gone");
+        assert_eq!(fresh.log_start_offset(), sluice_types::Offset(0));
+    }
 }

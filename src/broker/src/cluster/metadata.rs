@@ -148,7 +148,7 @@ impl<D: Disk, C: Clock> Driver<D, C> {
         let log = self
             .state
             .topics
-            .open_log(&topic.name, index, config, self.now_ms())
+            .open_log(&topic.name, Uuid::from_bytes(topic.topic_id.0), index, config, self.now_ms())
             .await
             .unwrap_or_else(|error| panic!("opening partition {}-{index} failed: {error}", topic.name));
         let group = GroupId::Partition { topic_id: topic.topic_id, partition: PartitionId(index) };
