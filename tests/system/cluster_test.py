@@ -70,15 +70,9 @@ from dataclasses import dataclass
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import brokerctl  # noqa: E402
 import clusterctl  # noqa: E402
+import logreader  # noqa: E402
 from clusterctl import Fail, wait_until  # noqa: E402
-from confluent_kafka import (  # noqa: E402
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Producer,
-    TopicPartition,
-)
+from confluent_kafka import KafkaError, KafkaException, Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 PRODUCE_RATE_PER_S = 1000  # bounded stream: a few thousand records per phase
@@ -254,57 +248,9 @@ def create_topic(c: clusterctl.Cluster, topic: str, partitions: int, via: list[i
     print(f"  {topic} leaders: {dict(sorted(leaders.items()))}; Metadata agrees on nodes {c.responsive()}")
 
 
-class ReadError(Exception):
-    pass
-
-
-def watermarks(c: Consumer, topic: str, partition: int) -> tuple[int, int]:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            return c.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-        except KafkaException as e:
-            if time.monotonic() > deadline:
-                raise ReadError(f"ListOffsets for {topic}-{partition} keeps failing: {e}") from e
-            time.sleep(0.5)
-
-
 def read_log(bootstrap: str, topic: str, partitions: int) -> tuple[dict, dict]:
     """Everything in every partition: ({(p, offset): (key, value)}, {p: (low, high)})."""
-    c = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "cluster-test-reader",  # required by the binding; assign() never joins it
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "auto.offset.reset": "error",
-        }
-    )
-    try:
-        marks = {p: watermarks(c, topic, p) for p in range(partitions)}
-        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
-        log: dict[tuple[int, int], tuple[str, str]] = {}
-        done = {p for p, (lo, hi) in marks.items() if hi <= lo}
-        deadline = time.monotonic() + READ_DEADLINE_S
-        while len(done) < partitions:
-            if time.monotonic() > deadline:
-                raise ReadError(f"reading {topic} timed out; done {sorted(done)}, watermarks {marks}")
-            m = c.poll(0.5)
-            if m is None:
-                continue
-            if m.error():
-                if m.error().code() == KafkaError._PARTITION_EOF:
-                    if m.offset() >= marks[m.partition()][1]:
-                        done.add(m.partition())
-                    continue
-                raise ReadError(f"reading {topic}: {m.error()}")
-            if (m.partition(), m.offset()) in log:
-                raise ReadError(f"consumer returned {topic}-{m.partition()}@{m.offset()} twice")
-            key = m.key().decode() if m.key() is not None else None
-            log[(m.partition(), m.offset())] = (key, m.value().decode() if m.value() is not None else None)
-        return log, marks
-    finally:
-        c.close()
+    return logreader.read_log(bootstrap, topic, partitions, "cluster-test-reader", READ_DEADLINE_S)
 
 
 def verify(label: str, c: clusterctl.Cluster, topic: str, partitions: int, acks: list[Ack], sent,
@@ -314,7 +260,7 @@ def verify(label: str, c: clusterctl.Cluster, topic: str, partitions: int, acks:
     `extra_values` may be in the log besides the stream's; `forbidden` values must not be."""
     try:
         log, marks = read_log(c.bootstrap(c.responsive()), topic, partitions)
-    except ReadError as e:
+    except logreader.ReadError as e:
         print(f"  {label}: FAIL: cannot read the log: {e}")
         return False
     sent = sent()

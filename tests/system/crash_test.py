@@ -39,14 +39,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import brokerctl  # noqa: E402
-from confluent_kafka import (  # noqa: E402
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Producer,
-    TopicPartition,
-)
+import logreader  # noqa: E402
+from confluent_kafka import Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 TOPIC = "crash"
@@ -129,65 +123,17 @@ def create_topic(bootstrap: str, partitions: int) -> None:
     raise SystemExit(f"topic {TOPIC} not visible with {partitions} partitions")
 
 
-class ReadError(Exception):
-    pass
-
-
-def watermarks(c: Consumer, partition: int) -> tuple[int, int]:
-    """ListOffsets earliest and latest, retried briefly: right after a restart the broker may
-    still answer with a retriable error (e.g. LEADER_NOT_AVAILABLE) while it loads partitions."""
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            return c.get_watermark_offsets(TopicPartition(TOPIC, partition), timeout=10)
-        except KafkaException as e:
-            if time.monotonic() > deadline:
-                raise ReadError(f"ListOffsets for p{partition} keeps failing: {e}") from e
-            time.sleep(0.5)
-
-
 def read_log(bootstrap: str, partitions: int) -> tuple[dict, dict]:
     """Everything in every partition: ({(p, offset): value}, {p: (low, high)})."""
-    c = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "crash-test-reader",  # required by the binding; assign() never joins it
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "auto.offset.reset": "error",
-        }
-    )
-    try:
-        marks = {p: watermarks(c, p) for p in range(partitions)}
-        c.assign([TopicPartition(TOPIC, p, OFFSET_BEGINNING) for p in range(partitions)])
-        log: dict[tuple[int, int], str] = {}
-        done = {p for p, (lo, hi) in marks.items() if hi <= lo}
-        deadline = time.monotonic() + READ_DEADLINE_S
-        while len(done) < partitions:
-            if time.monotonic() > deadline:
-                raise ReadError(f"reading the log timed out; done {sorted(done)}, watermarks {marks}")
-            m = c.poll(0.5)
-            if m is None:
-                continue
-            if m.error():
-                if m.error().code() == KafkaError._PARTITION_EOF:
-                    if m.offset() >= marks[m.partition()][1]:
-                        done.add(m.partition())
-                    continue
-                raise ReadError(f"reading the log: {m.error()}")
-            if (m.partition(), m.offset()) in log:
-                raise ReadError(f"consumer returned p{m.partition()}@{m.offset()} twice")
-            log[(m.partition(), m.offset())] = m.value().decode()
-        return log, marks
-    finally:
-        c.close()
+    log, marks = logreader.read_log(bootstrap, TOPIC, partitions, "crash-test-reader", READ_DEADLINE_S)
+    return {at: value for at, (_, value) in log.items()}, marks
 
 
 def verify(label: str, bootstrap: str, partitions: int, acks: list, stream: Stream) -> bool:
     """Check the acknowledgements taken *before* reading against the log as read now."""
     try:
         log, marks = read_log(bootstrap, partitions)
-    except ReadError as e:
+    except logreader.ReadError as e:
         print(f"  {label}: FAIL: cannot read the log: {e}")
         return False
     # Problems by kind (a lost ack and a reused offset often come together; show both).

@@ -58,27 +58,41 @@ async fn render<D: Disk, C: Clock>(State(state): State<Arc<AdminState<D, C>>>) -
     let topics = state.broker.topics.all();
     metrics::gauge!("sluice_topics").set(topics.len() as f64);
     metrics::gauge!("sluice_partitions").set(state.broker.topics.partition_count() as f64);
-    let me = sluice_types::NodeId(state.broker.config.node_id);
-    let (mut led, mut under_replicated, mut leaderless) = (0u32, 0u32, 0u32);
-    for topic in &topics {
+    let health = partition_health(&state.broker);
+    metrics::gauge!("sluice_partitions_leader").set(f64::from(health.led));
+    metrics::gauge!("sluice_partitions_under_replicated").set(health.under_replicated.len() as f64);
+    metrics::gauge!("sluice_partitions_leaderless").set(health.leaderless.len() as f64);
+    state.metrics.render()
+}
+
+/// This broker's share of partition health: what it leads (every partition on a single node),
+/// which of those lack a full ISR, and which of its replicas know no leader.
+struct PartitionHealth {
+    led: u32,
+    under_replicated: Vec<String>,
+    leaderless: Vec<String>,
+}
+
+fn partition_health<D: Disk, C: Clock>(broker: &BrokerState<D, C>) -> PartitionHealth {
+    let me = sluice_types::NodeId(broker.config.node_id);
+    let mut health = PartitionHealth { led: 0, under_replicated: Vec::new(), leaderless: Vec::new() };
+    for topic in broker.topics.all() {
         for p in &topic.partitions {
+            let name = || format!("{}-{}", topic.name, p.index);
             match p.replica_view() {
-                None => led += 1,
+                None => health.led += 1,
                 Some(view) if view.leader == Some(me) => {
-                    led += 1;
+                    health.led += 1;
                     if view.isr.len() < view.replicas.len() {
-                        under_replicated += 1;
+                        health.under_replicated.push(name());
                     }
                 }
-                Some(view) if view.local && view.leader.is_none() => leaderless += 1,
+                Some(view) if view.local && view.leader.is_none() => health.leaderless.push(name()),
                 Some(_) => {}
             }
         }
     }
-    metrics::gauge!("sluice_partitions_leader").set(f64::from(led));
-    metrics::gauge!("sluice_partitions_under_replicated").set(f64::from(under_replicated));
-    metrics::gauge!("sluice_partitions_leaderless").set(f64::from(leaderless));
-    state.metrics.render()
+    health
 }
 
 async fn cluster<D: Disk, C: Clock>(State(state): State<Arc<AdminState<D, C>>>) -> (StatusCode, String) {
@@ -96,33 +110,17 @@ async fn cluster<D: Disk, C: Clock>(State(state): State<Arc<AdminState<D, C>>>) 
                 "rpc_addr": b.rpc_addr, "decommissioning": b.decommissioning})
         })
         .collect();
-    let mut partitions_total = 0u32;
-    let (mut leaderless, mut under_replicated, mut led) = (Vec::new(), Vec::new(), 0u32);
-    for topic in broker.topics.all() {
-        for p in &topic.partitions {
-            partitions_total += 1;
-            let Some(view) = p.replica_view() else { continue };
-            let name = format!("{}-{}", topic.name, p.index);
-            if view.leader.is_none() {
-                leaderless.push(name);
-            } else if view.leader == Some(cluster.node_id) {
-                led += 1;
-                if view.isr.len() < view.replicas.len() {
-                    under_replicated.push(name);
-                }
-            }
-        }
-    }
+    let health = partition_health(broker);
     let body = serde_json::json!({
         "node_id": cluster.node_id.0,
         "cluster_id": broker.cluster_id,
         "controller_id": snapshot.controller.map_or(-1, |n| n.0),
         "metadata_applied_index": snapshot.applied_index.0,
         "brokers": brokers,
-        "partitions": partitions_total,
-        "leader_partitions": led,
-        "leaderless_partitions": leaderless,
-        "under_replicated_partitions": under_replicated,
+        "partitions": broker.topics.partition_count(),
+        "leader_partitions": health.led,
+        "leaderless_partitions": health.leaderless,
+        "under_replicated_partitions": health.under_replicated,
     });
     (StatusCode::OK, format!("{body}\n"))
 }
@@ -158,7 +156,7 @@ async fn partition<D: Disk, C: Clock>(
         "topic": topic,
         "partition": index,
         "node_id": broker.config.node_id,
-        "term": view.term.0,
+        "term": view.leader_epoch.0,
         "role": view.role,
         "leader": view.leader.map_or(-1, |n| n.0),
         "leader_epoch": view.leader_epoch.0,

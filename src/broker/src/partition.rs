@@ -59,8 +59,7 @@ pub struct ReplicaView {
     pub commit: Offset,
     /// Leader only: the replicas caught up within `replica.lag.time.max.ms`, leader included.
     pub isr: Vec<NodeId>,
-    /// The replica's own term and role (for `/v1/partitions`).
-    pub term: Term,
+    /// The replica's role (for `/v1/partitions`); its term is `leader_epoch`.
     pub role: &'static str,
     /// Leader only: each follower's acknowledged (durable) last offset.
     pub matched: Vec<(NodeId, Offset)>,
@@ -76,7 +75,6 @@ impl ReplicaView {
             leader_epoch: Term(0),
             commit: Offset(-1),
             isr: Vec::new(),
-            term: Term(0),
             role: "none",
             matched: Vec::new(),
         }
@@ -97,13 +95,23 @@ pub struct Partition<D: Disk> {
 impl<D: Disk> Partition<D> {
     pub fn new(topic: String, index: i32, log: PartitionLog<D>) -> Partition<D> {
         let initial = watermarks_of(&log);
+        Partition::with(topic, index, log, initial, None)
+    }
+
+    fn with(
+        topic: String,
+        index: i32,
+        log: PartitionLog<D>,
+        initial: Watermarks,
+        replica: Option<ReplicaView>,
+    ) -> Partition<D> {
         Partition {
             topic,
             index,
             log: Mutex::new(log),
             watermarks: watch::Sender::new(initial),
             flush_queued: AtomicBool::new(false),
-            replica: None,
+            replica: replica.map(std::sync::Mutex::new),
         }
     }
 
@@ -113,14 +121,7 @@ impl<D: Disk> Partition<D> {
         let mut initial = watermarks_of(&log);
         initial.high_watermark = log.log_start_offset();
         initial.leader_epoch = view.leader_epoch;
-        Partition {
-            topic,
-            index,
-            log: Mutex::new(log),
-            watermarks: watch::Sender::new(initial),
-            flush_queued: AtomicBool::new(false),
-            replica: Some(std::sync::Mutex::new(view)),
-        }
+        Partition::with(topic, index, log, initial, Some(view))
     }
 
     /// The replication view; `None` on a single node.
@@ -134,8 +135,7 @@ impl<D: Disk> Partition<D> {
 
     /// Changes the replication view (the driver only), then publishes the watermarks.
     pub fn update_view(&self, log: &PartitionLog<D>, change: impl FnOnce(&mut ReplicaView)) {
-        let view = self.replica.as_ref().expect("only a replicated partition has a view");
-        change(&mut view.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        self.update_view_only(change);
         self.publish(log);
     }
 

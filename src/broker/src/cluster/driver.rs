@@ -31,7 +31,7 @@ use sluice_meta::MetaState;
 use sluice_protocol::error_code;
 use sluice_raft::{Config, Input, Membership, Role};
 use sluice_rpc::{ForwardRequest, ForwardResponse, GroupId, Link, Outbox, Rpc, decode_rpc_from, encode_rpc};
-use sluice_storage::{LogConfig, PartitionLog};
+use sluice_storage::{AppendInfo, LogConfig, PartitionLog};
 use sluice_types::{BatchHeader, NodeId, Offset};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -108,10 +108,10 @@ pub async fn spawn_driver<D: Disk, C: Clock>(
     let replica = Replica::open(raft_config(me), &state.disk, &dir, &log, membership).await?;
     let mut view = ReplicaView::new(GroupId::Controller, voters.into_iter().collect(), true);
     view.commit = replica.raft().committed();
-    view.term = replica.raft().term();
     view.leader_epoch = replica.raft().term();
     let partition = Arc::new(Partition::replicated(CONTROLLER_DIR.to_string(), 0, log, view));
-    let group = Group { id: GroupId::Controller, replica, partition, caught_up_ms: BTreeMap::new() };
+    let lag_max_ms = config.replica_lag_time_max_ms;
+    let group = Group { id: GroupId::Controller, replica, partition, caught_up_ms: BTreeMap::new(), lag_max_ms };
     let seed = (me.0 as u64).rotate_left(32) ^ now_ms as u64;
     tracing::info!(node = me.0, rpc = %config.rpc_addr, peers = config.peers.len(), seed,
         "cluster driver started (election timeouts from ChaCha8 with this seed)");
@@ -225,13 +225,12 @@ impl<D: Disk, C: Clock> Driver<D, C> {
     async fn tick(&mut self) {
         let now_ms = self.now_ms();
         let ids: Vec<GroupId> = self.groups.keys().copied().collect();
-        let lag_max_ms = self.config.replica_lag_time_max_ms;
         for id in ids {
             let min = raft_config(self.me).election_timeout_ticks_min;
             let timeout = self.rng.gen_range(min..2 * min);
             self.step(id, Input::Tick { randomized_election_timeout_ticks: timeout }, &BTreeMap::new()).await;
             if let Some(group) = self.groups.get_mut(&id) {
-                group.refresh_leader_view(now_ms, lag_max_ms);
+                group.refresh_leader_view(now_ms);
             }
         }
         if now_ms - self.last_register_ms >= REGISTER_RETRY_MS && !self.registered() {
@@ -430,12 +429,8 @@ impl<D: Disk, C: Clock> Driver<D, C> {
         let id = view.group;
         self.after_step(id, stepped).await;
         let (base_offset, last_offset) = answer?;
-        Ok(Proposed {
-            base_offset,
-            last_offset,
-            leader_epoch,
-            log_append_time_ms: if log_append_time { now_ms } else { -1 },
-        })
+        let log_append_time_ms = if log_append_time { now_ms } else { -1 };
+        Ok(Proposed { info: AppendInfo { base_offset, last_offset, log_append_time_ms }, leader_epoch })
     }
 
     /// Retention on a replicated partition: only when the whole log is committed and durable
@@ -504,13 +499,7 @@ impl<D: Disk, C: Clock> Driver<D, C> {
                 );
             }
             (Some(leader), Origin::Local(sender)) => {
-                let now_ms = self.now_ms();
-                let correlation_id = self.next_correlation_id;
-                self.next_correlation_id += 1;
-                let request = ControllerRequest::ElectPreferred { topic, partition };
-                let rpc = Rpc::ForwardRequest(ForwardRequest { correlation_id, payload: request.encode() });
-                let _ = self.transport.send(leader, encode_rpc(&rpc));
-                self.forwards.insert(correlation_id, (now_ms + FORWARD_TIMEOUT_MS, sender));
+                self.forward(leader, &ControllerRequest::ElectPreferred { topic, partition }, sender)
             }
             (_, origin) => self.answer(origin, reply(error_code::NOT_LEADER_OR_FOLLOWER, "no leader to ask")),
         }
@@ -549,25 +538,30 @@ impl<D: Disk, C: Clock> Driver<D, C> {
             return;
         }
         match (raft.leader(), origin) {
-            (Some(leader), Origin::Local(reply)) if leader != self.me => {
-                if self.forwards.len() >= FORWARDS_PENDING_MAX {
-                    let _ = reply.send(ControllerReply::refused(error_code::REQUEST_TIMED_OUT, "too many forwards"));
-                    return;
-                }
-                let correlation_id = self.next_correlation_id;
-                self.next_correlation_id += 1;
-                let rpc = Rpc::ForwardRequest(ForwardRequest { correlation_id, payload: request.encode() });
-                if let Err(error) = self.transport.send(leader, encode_rpc(&rpc)) {
-                    tracing::debug!(to = leader.0, %error, "forward failed");
-                }
-                self.forwards.insert(correlation_id, (now_ms + FORWARD_TIMEOUT_MS, reply));
-            }
+            (Some(leader), Origin::Local(reply)) if leader != self.me => self.forward(leader, &request, reply),
             (Some(leader), Origin::Internal) if leader != self.me => {
                 let rpc = Rpc::ForwardRequest(ForwardRequest { correlation_id: 0, payload: request.encode() });
                 let _ = self.transport.send(leader, encode_rpc(&rpc));
             }
             (_, origin) => self.answer(origin, ControllerReply::refused(error_code::NOT_CONTROLLER, "no controller")),
         }
+    }
+
+    /// Sends `request` to broker `to` and remembers who waits for its answer (bounded by
+    /// `FORWARDS_PENDING_MAX`; unanswered ones expire after `FORWARD_TIMEOUT_MS`).
+    fn forward(&mut self, to: NodeId, request: &ControllerRequest, reply: oneshot::Sender<ControllerReply>) {
+        if self.forwards.len() >= FORWARDS_PENDING_MAX {
+            let _ = reply.send(ControllerReply::refused(error_code::REQUEST_TIMED_OUT, "too many forwards"));
+            return;
+        }
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id += 1;
+        let rpc = Rpc::ForwardRequest(ForwardRequest { correlation_id, payload: request.encode() });
+        if let Err(error) = self.transport.send(to, encode_rpc(&rpc)) {
+            tracing::debug!(to = to.0, %error, "forward failed");
+        }
+        let deadline = self.now_ms() + FORWARD_TIMEOUT_MS;
+        self.forwards.insert(correlation_id, (deadline, reply));
     }
 
     pub fn answer(&self, origin: Origin, reply: ControllerReply) {

@@ -15,6 +15,7 @@ use sluice_storage::PartitionLog;
 use sluice_types::{NodeId, Offset, Term};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use tokio::sync::MutexGuard;
 
 pub(super) struct Group<D: Disk> {
     pub id: GroupId,
@@ -23,6 +24,8 @@ pub(super) struct Group<D: Disk> {
     /// Leader: when each follower last held the leader's whole log (ISR, KIP-537's
     /// `replica.lag.time.max.ms`: "caught up to the leader's log end within the lag time").
     pub caught_up_ms: BTreeMap<NodeId, i64>,
+    /// `replica.lag.time.max.ms`.
+    pub lag_max_ms: i64,
 }
 
 /// What a step changed that the driver acts on once the log lock is released.
@@ -60,14 +63,8 @@ impl<D: Disk> Group<D> {
         let partition = self.partition.clone();
         let mut log = partition.lock().await;
         let mut out = Vec::new();
-        let executed = match self.replica.step(input, disk, &mut log, received, now_ms, &mut out).await {
-            Ok(executed) => executed,
-            Err(error) => fatal(self.id, error),
-        };
-        let stepped = self.publish(&log, &executed, now_ms);
-        drop(log);
-        self.send(out, outbox);
-        stepped
+        let executed = self.replica.step(input, disk, &mut log, received, now_ms, &mut out).await;
+        self.finish(log, executed, out, outbox, now_ms)
     }
 
     /// The flusher made the log durable below `end`.
@@ -82,14 +79,8 @@ impl<D: Disk> Group<D> {
         let partition = self.partition.clone();
         let mut log = partition.lock().await;
         let mut out = Vec::new();
-        let executed = match self.replica.flushed(end, last_term, disk, &mut log, now_ms, &mut out).await {
-            Ok(executed) => executed,
-            Err(error) => fatal(self.id, error),
-        };
-        let stepped = self.publish(&log, &executed, now_ms);
-        drop(log);
-        self.send(out, outbox);
-        stepped
+        let executed = self.replica.flushed(end, last_term, disk, &mut log, now_ms, &mut out).await;
+        self.finish(log, executed, out, outbox, now_ms)
     }
 
     /// Leader: proposes a batch. `check` runs under the log lock first (the idempotent
@@ -119,10 +110,24 @@ impl<D: Disk> Group<D> {
             Ok((base, last, executed)) => (Ok((base, last)), executed),
             Err(refused) => (Err(propose_error_code(refused)), Executed::default()),
         };
+        (answer, self.finish(log, Ok(executed), out, outbox, now_ms), log_append_time)
+    }
+
+    /// After a replica call: publish what changed while the log is still locked, release the
+    /// lock, then queue the outgoing messages.
+    fn finish(
+        &mut self,
+        log: MutexGuard<'_, PartitionLog<D>>,
+        executed: Result<Executed, ReplicaError>,
+        out: Vec<Outgoing>,
+        outbox: &mut Outbox,
+        now_ms: i64,
+    ) -> Stepped {
+        let executed = executed.unwrap_or_else(|error| fatal(self.id, error));
         let stepped = self.publish(&log, &executed, now_ms);
         drop(log);
         self.send(out, outbox);
-        (answer, stepped, log_append_time)
+        stepped
     }
 
     fn send(&self, out: Vec<Outgoing>, outbox: &mut Outbox) {
@@ -155,12 +160,11 @@ impl<D: Disk> Group<D> {
         };
         if stepped.committed || stepped.leader_changed {
             let (commit, leader, term, role) = (raft.committed(), raft.leader(), raft.term(), raft.role());
-            let isr = self.isr();
+            let isr = self.isr(now_ms);
             self.partition.update_view(log, |view| {
                 view.commit = commit;
                 view.leader = leader;
                 view.leader_epoch = term;
-                view.term = term;
                 view.role = role_name(role);
                 view.isr = isr;
             });
@@ -169,7 +173,7 @@ impl<D: Disk> Group<D> {
     }
 
     /// Leader upkeep every tick: who is caught up, the ISR and each follower's progress.
-    pub fn refresh_leader_view(&mut self, now_ms: i64, lag_max_ms: i64) {
+    pub fn refresh_leader_view(&mut self, now_ms: i64) {
         let raft = self.replica.raft();
         if raft.role() != Role::Leader {
             return;
@@ -181,27 +185,24 @@ impl<D: Disk> Group<D> {
                 self.caught_up_ms.insert(*node, now_ms);
             }
         }
-        let me = raft.id();
-        let mut isr = vec![me];
-        isr.extend(
-            self.caught_up_ms.iter().filter(|(n, at)| **n != me && now_ms - **at <= lag_max_ms).map(|(n, _)| *n),
-        );
-        isr.sort();
+        let isr = self.isr(now_ms);
         self.partition.update_view_only(|view| {
             view.isr = isr;
             view.matched = matched;
         });
     }
 
-    /// The ISR as of the last tick's upkeep (laggards leave it there).
-    fn isr(&self) -> Vec<NodeId> {
+    /// Leader: itself and every member caught up within the lag time; empty elsewhere.
+    fn isr(&self, now_ms: i64) -> Vec<NodeId> {
         let raft = self.replica.raft();
         if raft.role() != Role::Leader {
             return Vec::new();
         }
         let me = raft.id();
         let mut isr = vec![me];
-        isr.extend(self.caught_up_ms.keys().filter(|n| **n != me).copied());
+        isr.extend(
+            self.caught_up_ms.iter().filter(|(n, at)| **n != me && now_ms - **at <= self.lag_max_ms).map(|(n, _)| *n),
+        );
         isr.sort();
         isr
     }

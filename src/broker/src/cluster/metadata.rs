@@ -164,10 +164,15 @@ impl<D: Disk, C: Clock> Driver<D, C> {
             .await
             .unwrap_or_else(|error| panic!("opening the replica of {}-{index} failed: {error}", topic.name));
         view.commit = replica.raft().committed();
-        view.term = replica.raft().term();
         view.leader_epoch = replica.raft().term();
         let partition = Arc::new(Partition::replicated(topic.name.clone(), index, log, view));
-        let group_state = Group { id: group, replica, partition: partition.clone(), caught_up_ms: BTreeMap::new() };
+        let group_state = Group {
+            id: group,
+            replica,
+            partition: partition.clone(),
+            caught_up_ms: BTreeMap::new(),
+            lag_max_ms: self.config.replica_lag_time_max_ms,
+        };
         self.groups.insert(group, group_state);
         let campaign = (placement.replicas.first() == Some(&self.me)).then_some(group);
         (partition, campaign)

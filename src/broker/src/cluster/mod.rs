@@ -26,6 +26,7 @@ use crate::partition::Partition;
 use bytes::BytesMut;
 use sluice_io::Disk;
 use sluice_meta::MetaState;
+use sluice_storage::AppendInfo;
 use sluice_types::{NodeId, Offset, Term};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -57,12 +58,10 @@ impl ClusterConfig {
 /// Where a leader's propose landed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Proposed {
-    pub base_offset: Offset,
-    pub last_offset: Offset,
+    pub info: AppendInfo,
     /// The leader epoch it was appended in: an acks=-1 answer waits for the high watermark
     /// only while the epoch stays the same.
     pub leader_epoch: Term,
-    pub log_append_time_ms: i64,
 }
 
 /// What a handler asks of the driver.

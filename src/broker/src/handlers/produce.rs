@@ -25,7 +25,7 @@ use kafka_protocol::protocol::StrBytes;
 use sluice_io::{Clock, Disk};
 use sluice_protocol::error_code;
 use sluice_protocol::records::{recompress, validate_records};
-use sluice_storage::{ProducerError, StorageError};
+use sluice_storage::{AppendInfo, ProducerError, StorageError};
 use sluice_types::{BatchError, BatchHeader, Offset, Term};
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,9 +37,17 @@ pub const RECORDS_DECOMPRESSED_BYTES_MAX: u64 = 256 * 1024 * 1024;
 /// Where one partition's answer stands after the append.
 struct Outcome {
     response: PartitionProduceResponse,
-    /// For acks=-1: the high watermark the batch needs, the partition to watch, and (when
-    /// replicated) the leader epoch the batch was appended in.
-    wait: Option<(Offset, watch::Receiver<Watermarks>, Option<Term>)>,
+    /// For acks=-1: what the answer waits for.
+    wait: Option<Wait>,
+}
+
+struct Wait {
+    /// The high watermark the batch needs.
+    target: Offset,
+    receiver: watch::Receiver<Watermarks>,
+    /// Replicated: the leader epoch the batch was appended in.
+    epoch: Option<Term>,
+    appended_at: tokio::time::Instant,
 }
 
 pub async fn handle<D: Disk, C: Clock>(state: &Arc<BrokerState<D, C>>, request: ProduceRequest, version: i16) -> Reply {
@@ -80,19 +88,15 @@ pub async fn handle<D: Disk, C: Clock>(state: &Arc<BrokerState<D, C>>, request: 
         let deadline = tokio::time::Instant::now() + timeout;
         for (_, outcomes) in &mut topics {
             for outcome in outcomes.iter_mut() {
-                let Some((target, receiver, epoch)) = outcome.wait.take() else { continue };
-                let committed = match epoch {
-                    None => tokio::time::timeout_at(deadline, wait_for_high_watermark(receiver, target)).await,
-                    Some(epoch) => {
-                        let started = tokio::time::Instant::now();
-                        let committed =
-                            tokio::time::timeout_at(deadline, wait_for_commit(receiver, target, epoch)).await;
-                        // Replication latency: the leader's append until a majority holds it.
-                        metrics::histogram!("sluice_replication_commit_seconds")
-                            .record(started.elapsed().as_secs_f64());
-                        committed
-                    }
-                };
+                let Some(wait) = outcome.wait.take() else { continue };
+                let epoch = wait.epoch;
+                let reached = wait_for_high_watermark(wait.receiver, wait.target, epoch);
+                let committed = tokio::time::timeout_at(deadline, reached).await;
+                if epoch.is_some() {
+                    // Replication latency: the leader's append until a majority holds it.
+                    metrics::histogram!("sluice_replication_commit_seconds")
+                        .record(wait.appended_at.elapsed().as_secs_f64());
+                }
                 match committed {
                     Ok(true) => {}
                     // The leader changed before the batch committed: it may be lost, and the
@@ -119,25 +123,17 @@ fn respond(topics: Vec<(String, Vec<Outcome>)>, _version: i16) -> ResponseKind {
     ResponseKind::Produce(response)
 }
 
-/// Waits until the partition's high watermark reaches `target`; false if the partition is gone.
-pub async fn wait_for_high_watermark(mut receiver: watch::Receiver<Watermarks>, target: Offset) -> bool {
-    loop {
-        if receiver.borrow_and_update().high_watermark >= target {
-            return true;
-        }
-        if receiver.changed().await.is_err() {
-            return false;
-        }
-    }
-}
-
-/// Waits until the high watermark reaches `target` while the leader epoch stays `epoch`;
-/// false when the epoch moved first (the append may have been truncated) or the partition is
-/// gone.
-async fn wait_for_commit(mut receiver: watch::Receiver<Watermarks>, target: Offset, epoch: Term) -> bool {
+/// Waits until the partition's high watermark reaches `target` (and, when `epoch` is given,
+/// while the leader epoch stays `epoch`). False when the epoch moved first (a replicated
+/// append may have been truncated) or the partition is gone.
+async fn wait_for_high_watermark(
+    mut receiver: watch::Receiver<Watermarks>,
+    target: Offset,
+    epoch: Option<Term>,
+) -> bool {
     loop {
         let marks = *receiver.borrow_and_update();
-        if marks.leader_epoch != epoch {
+        if epoch.is_some_and(|epoch| marks.leader_epoch != epoch) {
             return false;
         }
         if marks.high_watermark >= target {
@@ -177,32 +173,16 @@ async fn produce_partition<D: Disk, C: Clock>(
     let Some(partition) = usize::try_from(index).ok().and_then(|i| topic.partitions.get(i)) else {
         return failed(index, error_code::UNKNOWN_TOPIC_OR_PARTITION, "unknown partition", version);
     };
-    if let Some(view) = partition.replica_view() {
-        if view.leader != Some(sluice_types::NodeId(state.config.node_id)) {
-            return failed(
-                index,
-                error_code::NOT_LEADER_OR_FOLLOWER,
-                "this broker does not lead the partition",
-                version,
-            );
-        }
-        // Kafka: NotEnoughReplicasException when the ISR is smaller than min.insync.replicas.
-        if acks == -1 && (view.isr.len() as i32) < topic.config.min_insync_replicas {
-            let message = format!(
-                "min.insync.replicas {} exceeds the in-sync replicas ({})",
-                topic.config.min_insync_replicas,
-                view.isr.len()
-            );
-            return failed(index, error_code::NOT_ENOUGH_REPLICAS, &message, version);
-        }
-    } else if acks == -1 && topic.config.min_insync_replicas > 1 {
-        // One replica is in sync on a single node (Kafka: NotEnoughReplicasException).
-        return failed(
-            index,
-            error_code::NOT_ENOUGH_REPLICAS,
-            "min.insync.replicas exceeds the in-sync replicas (1)",
-            version,
-        );
+    if let Some(code) = partition.serve_error(sluice_types::NodeId(state.config.node_id), -1) {
+        return failed(index, code, "this broker does not lead the partition", version);
+    }
+    // Kafka: NotEnoughReplicasException when the ISR is smaller than min.insync.replicas. On a
+    // single node the one replica is the ISR.
+    let isr = partition.replica_view().map_or(1, |view| view.isr.len());
+    if acks == -1 && (isr as i32) < topic.config.min_insync_replicas {
+        let message =
+            format!("min.insync.replicas {} exceeds the in-sync replicas ({isr})", topic.config.min_insync_replicas);
+        return failed(index, error_code::NOT_ENOUGH_REPLICAS, &message, version);
     }
     let batch = match validate(topic, data.records) {
         Ok(batch) => batch,
@@ -233,15 +213,31 @@ async fn propose<D: Disk, C: Clock>(
         Ok(proposed) => proposed,
         Err(code) => return failed(index, code, error_code::name(code), version),
     };
-    metrics::counter!("sluice_records_appended_total")
-        .increment((proposed.last_offset.0 - proposed.base_offset.0 + 1) as u64);
     let log_start_offset = partition.watermarks().log_start_offset;
+    accepted(partition, proposed.info, log_start_offset, (acks == -1).then_some(Some(proposed.leader_epoch)), version)
+}
+
+/// The answer to an appended (or duplicate) batch; acks=-1 waits for the high watermark past
+/// it, in `epoch` when replicated.
+fn accepted<D: Disk>(
+    partition: &Arc<Partition<D>>,
+    info: AppendInfo,
+    log_start_offset: Offset,
+    wait: Option<Option<Term>>,
+    version: i16,
+) -> Outcome {
+    metrics::counter!("sluice_records_appended_total").increment((info.last_offset.0 - info.base_offset.0 + 1) as u64);
     let response = PartitionProduceResponse::default()
-        .with_index(index)
-        .with_base_offset(proposed.base_offset.0)
-        .with_log_append_time_ms(proposed.log_append_time_ms)
+        .with_index(partition.index)
+        .with_base_offset(info.base_offset.0)
+        .with_log_append_time_ms(info.log_append_time_ms)
         .with_log_start_offset(if version >= 5 { log_start_offset.0 } else { -1 });
-    let wait = (acks == -1).then(|| (proposed.last_offset.next(), partition.subscribe(), Some(proposed.leader_epoch)));
+    let wait = wait.map(|epoch| Wait {
+        target: info.last_offset.next(),
+        receiver: partition.subscribe(),
+        epoch,
+        appended_at: tokio::time::Instant::now(),
+    });
     Outcome { response, wait }
 }
 
@@ -313,14 +309,7 @@ async fn append<D: Disk, C: Clock>(
     if flush_due {
         state.flush.enqueue(partition).await;
     }
-    metrics::counter!("sluice_records_appended_total").increment((info.last_offset.0 - info.base_offset.0 + 1) as u64);
-    let response = PartitionProduceResponse::default()
-        .with_index(index)
-        .with_base_offset(info.base_offset.0)
-        .with_log_append_time_ms(info.log_append_time_ms)
-        .with_log_start_offset(if version >= 5 { log_start_offset.0 } else { -1 });
-    let wait = (acks == -1).then(|| (info.last_offset.next(), partition.subscribe(), None));
-    Outcome { response, wait }
+    accepted(partition, info, log_start_offset, (acks == -1).then_some(None), version)
 }
 
 /// The Kafka error code for a storage outcome (shared by every handler).
