@@ -10,8 +10,8 @@ use crate::error::MetaError;
 use crate::limits::{BROKERS_MAX, PARTITIONS_MAX, PARTITIONS_PER_TOPIC_MAX, TOPICS_MAX};
 use crate::state::{Broker, MetaState, PartitionPlacement, Topic};
 use crate::validate::{
-    metric_name, validate_config_key, validate_configs, validate_new_partitions, validate_registration,
-    validate_replicas, validate_topic_name,
+    metric_name, validate_config_key, validate_configs, validate_members, validate_new_partitions,
+    validate_registration, validate_replicas, validate_topic_name,
 };
 use sluice_types::TopicId;
 use sluice_types::{NodeId, Offset, PartitionId};
@@ -34,9 +34,12 @@ impl MetaState {
             MetaCommand::CreatePartitions { name, new_assignment } => self.create_partitions(name, new_assignment),
             MetaCommand::AlterTopicConfigs { name, set, delete } => self.alter_topic_configs(name, set, delete),
             MetaCommand::ReassignPartition { topic, partition, replicas } => {
-                self.reassign_partition(topic, *partition, replicas)
+                self.reassign_partition(index, topic, *partition, replicas)
             }
             MetaCommand::DecommissionBroker { node_id } => self.decommission_broker(*node_id),
+            MetaCommand::CompleteReassignment { topic, topic_id, partition, epoch, replicas } => {
+                self.complete_reassignment(topic, *topic_id, *partition, *epoch, replicas)
+            }
         };
         self.applied_index = index;
         result
@@ -102,8 +105,7 @@ impl MetaState {
         validate_new_partitions(assignment, first.len(), &self.brokers)?;
         validate_configs(configs)?;
 
-        let placements =
-            assignment.iter().map(|replicas| PartitionPlacement { replicas: replicas.clone(), target_replicas: None });
+        let placements = assignment.iter().map(|replicas| PartitionPlacement::new(replicas.clone()));
         let topic =
             Topic { name: name.to_string(), topic_id, partitions: placements.collect(), configs: configs.clone() };
         self.topics.insert(name.to_string(), topic);
@@ -137,9 +139,7 @@ impl MetaState {
         validate_new_partitions(new_assignment, topic.replication_factor(), &self.brokers)?;
 
         let topic = self.topics.get_mut(name).expect("checked above");
-        let placements = new_assignment
-            .iter()
-            .map(|replicas| PartitionPlacement { replicas: replicas.clone(), target_replicas: None });
+        let placements = new_assignment.iter().map(|replicas| PartitionPlacement::new(replicas.clone()));
         topic.partitions.extend(placements);
         assert_eq!(topic.partition_count(), partitions);
         self.partitions_total += (partitions - current) as u32;
@@ -188,7 +188,13 @@ impl MetaState {
         Ok(Applied::TopicConfigsAltered { topic_id: topic.topic_id })
     }
 
-    fn reassign_partition(&mut self, name: &str, partition: i32, replicas: &[NodeId]) -> Result<Applied, MetaError> {
+    fn reassign_partition(
+        &mut self,
+        index: Offset,
+        name: &str,
+        partition: i32,
+        replicas: &[NodeId],
+    ) -> Result<Applied, MetaError> {
         let topic = self.topics.get(name).ok_or_else(|| MetaError::UnknownTopic { name: name.to_string() })?;
         let placement = topic
             .partition(partition)
@@ -196,14 +202,52 @@ impl MetaState {
         let target = if placement.replicas == replicas {
             None // Kafka: reassigning to the current replicas cancels a reassignment in progress.
         } else {
-            validate_replicas(replicas, &self.brokers, &placement.replicas)?;
+            validate_replicas(replicas, &self.brokers, &placement.members)?;
             Some(replicas.to_vec())
         };
+        let mut members = placement.members.clone();
+        members.extend(replicas.iter().filter(|n| !placement.members.contains(n)));
+        validate_members(&members, &self.brokers)?;
 
         let topic = self.topics.get_mut(name).expect("checked above");
         let at = usize::try_from(partition).expect("checked above");
-        topic.partitions[at].target_replicas = target.clone();
+        let placement = &mut topic.partitions[at];
+        placement.target_replicas = target.clone();
+        placement.members = members;
+        placement.reassignment_epoch = index;
         Ok(Applied::ReassignmentRecorded { topic_id: topic.topic_id, partition: PartitionId(partition), target })
+    }
+
+    fn complete_reassignment(
+        &mut self,
+        name: &str,
+        topic_id: TopicId,
+        partition: i32,
+        epoch: Offset,
+        replicas: &[NodeId],
+    ) -> Result<Applied, MetaError> {
+        let topic = self
+            .topics
+            .get(name)
+            .filter(|topic| topic.topic_id == topic_id)
+            .ok_or_else(|| MetaError::UnknownTopic { name: name.to_string() })?;
+        let placement = topic
+            .partition(partition)
+            .ok_or_else(|| MetaError::UnknownPartition { name: name.to_string(), partition })?;
+        if placement.reassignment_epoch != epoch || placement.desired() != replicas || !placement.is_moving() {
+            return Err(MetaError::NoReassignmentInProgress(format!(
+                "{name}-{partition}: epoch {epoch} to {replicas:?} is not the reassignment in progress"
+            )));
+        }
+
+        let topic = self.topics.get_mut(name).expect("checked above");
+        let at = usize::try_from(partition).expect("checked above");
+        let placement = &mut topic.partitions[at];
+        placement.replicas = replicas.to_vec();
+        placement.target_replicas = None;
+        placement.members = replicas.to_vec();
+        assert!(!placement.is_moving());
+        Ok(Applied::ReassignmentCompleted { topic_id, partition: PartitionId(partition), replicas: replicas.to_vec() })
     }
 
     fn decommission_broker(&mut self, node_id: NodeId) -> Result<Applied, MetaError> {

@@ -15,8 +15,8 @@ use crate::command::MetaCommand;
 use crate::error::{DecodeError, MetaError};
 use crate::limits::COMMAND_BYTES_MAX;
 use serde::{Deserialize, Serialize};
-use sluice_types::NodeId;
 use sluice_types::TopicId;
+use sluice_types::{NodeId, Offset};
 use std::collections::BTreeMap;
 
 /// The record format this build writes and reads.
@@ -46,6 +46,7 @@ enum CommandV1 {
     AlterTopicConfigs { name: String, set: BTreeMap<String, String>, delete: Vec<String> },
     ReassignPartition { topic: String, partition: i32, replicas: Vec<i32> },
     DecommissionBroker { node_id: i32 },
+    CompleteReassignment { topic: String, topic_id: String, partition: i32, epoch: i64, replicas: Vec<i32> },
 }
 
 impl MetaCommand {
@@ -116,6 +117,15 @@ fn to_wire(command: &MetaCommand) -> CommandV1 {
             CommandV1::ReassignPartition { topic, partition, replicas: ids(&replicas) }
         }
         MetaCommand::DecommissionBroker { node_id } => CommandV1::DecommissionBroker { node_id: node_id.0 },
+        MetaCommand::CompleteReassignment { topic, topic_id, partition, epoch, replicas } => {
+            CommandV1::CompleteReassignment {
+                topic,
+                topic_id: topic_id.to_string(),
+                partition,
+                epoch: epoch.0,
+                replicas: ids(&replicas),
+            }
+        }
     }
 }
 
@@ -139,6 +149,15 @@ fn from_wire(command: CommandV1) -> Result<MetaCommand, DecodeError> {
             MetaCommand::ReassignPartition { topic, partition, replicas: node_ids(replicas) }
         }
         CommandV1::DecommissionBroker { node_id } => MetaCommand::DecommissionBroker { node_id: NodeId(node_id) },
+        CommandV1::CompleteReassignment { topic, topic_id, partition, epoch, replicas } => {
+            MetaCommand::CompleteReassignment {
+                topic,
+                topic_id: parse_topic_id(&topic_id)?,
+                partition,
+                epoch: Offset(epoch),
+                replicas: node_ids(replicas),
+            }
+        }
     })
 }
 
@@ -204,6 +223,13 @@ mod tests {
             },
             MetaCommand::ReassignPartition { topic: "orders".to_string(), partition: 4, replicas: vec![NodeId(9)] },
             MetaCommand::DecommissionBroker { node_id: NodeId(i32::MIN) },
+            MetaCommand::CompleteReassignment {
+                topic: "orders".to_string(),
+                topic_id: TopicId([3; 16]),
+                partition: 2,
+                epoch: Offset(41),
+                replicas: vec![NodeId(4), NodeId(1)],
+            },
         ];
         for command in commands {
             let bytes = command.encode().expect("small");

@@ -63,6 +63,17 @@ pub enum MetaCommand {
     DecommissionBroker {
         node_id: NodeId,
     },
+    /// The partition's group leader reports that the group's voters are exactly `replicas` (the
+    /// desired set of reassignment `epoch`), with no learner and the change committed: the
+    /// replicas become `replicas`, and brokers outside them drop theirs. Refused unless the
+    /// topic is the same incarnation and `epoch` is still the partition's latest reassignment.
+    CompleteReassignment {
+        topic: String,
+        topic_id: TopicId,
+        partition: i32,
+        epoch: Offset,
+        replicas: Vec<NodeId>,
+    },
 }
 
 /// What a successful `apply` changed, for the shell (create or delete partition logs, answer
@@ -100,6 +111,11 @@ pub enum Applied {
         partition: PartitionId,
         target: Option<Vec<NodeId>>,
     },
+    ReassignmentCompleted {
+        topic_id: TopicId,
+        partition: PartitionId,
+        replicas: Vec<NodeId>,
+    },
     BrokerDecommissioning {
         node_id: NodeId,
         /// False when the broker was already decommissioning (the command is idempotent).
@@ -118,6 +134,7 @@ impl MetaCommand {
             MetaCommand::AlterTopicConfigs { .. } => "alter_topic_configs",
             MetaCommand::ReassignPartition { .. } => "reassign_partition",
             MetaCommand::DecommissionBroker { .. } => "decommission_broker",
+            MetaCommand::CompleteReassignment { .. } => "complete_reassignment",
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod code {
     pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
     pub const INVALID_CONFIG: i16 = 40;
     pub const INVALID_REQUEST: i16 = 42;
+    pub const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
 }
 
 /// A command refused by `MetaState::apply` (or a placement refused by `place_replicas`). The
@@ -57,6 +58,10 @@ pub enum MetaError {
     /// were placed on a broker that is leaving the cluster.
     #[error("broker {node_id} is not available: {reason}")]
     BrokerNotAvailable { node_id: NodeId, reason: String },
+    /// AlterPartitionReassignments cancel with nothing to cancel, or a completion for a
+    /// reassignment that has since been replaced or cancelled (KIP-455).
+    #[error("no reassignment in progress: {0}")]
+    NoReassignmentInProgress(String),
     #[error("invalid broker registration: {0}")]
     InvalidBrokerRegistration(String),
     /// `MetaCommand::encode`: the record would exceed `COMMAND_BYTES_MAX`.
@@ -77,6 +82,7 @@ impl MetaError {
             MetaError::InvalidReplicaAssignment(_) => code::INVALID_REPLICA_ASSIGNMENT,
             MetaError::InvalidConfig(_) => code::INVALID_CONFIG,
             MetaError::BrokerNotAvailable { .. } => code::BROKER_NOT_AVAILABLE,
+            MetaError::NoReassignmentInProgress(_) => code::NO_REASSIGNMENT_IN_PROGRESS,
             MetaError::InvalidBrokerRegistration(_) | MetaError::CommandTooLarge { .. } => code::INVALID_REQUEST,
         }
     }
@@ -115,6 +121,7 @@ mod tests {
             (MetaError::InvalidReplicaAssignment(String::new()), 39),
             (MetaError::InvalidConfig(String::new()), 40),
             (MetaError::BrokerNotAvailable { node_id: NodeId(1), reason: String::new() }, 8),
+            (MetaError::NoReassignmentInProgress(String::new()), 85),
             (MetaError::InvalidBrokerRegistration(String::new()), 42),
             (MetaError::CommandTooLarge { bytes: 2, limit_bytes: 1 }, 42),
         ];

@@ -16,6 +16,9 @@ pub const PARTITIONS_MAX: u32 = 1_000_000;
 /// Replicas of one partition. Kafka has no limit; every partition is a Raft group here and a
 /// group of more voters than this only slows commits down.
 pub const REPLICATION_FACTOR_MAX: i16 = 16;
+/// Brokers one partition's group may span while reassignments overlap (the replicas and every
+/// target since the last completion).
+pub const GROUP_MEMBERS_MAX: usize = 2 * REPLICATION_FACTOR_MAX as usize;
 /// Kafka's topic name length limit (`org.apache.kafka.common.internals.Topic.MAX_NAME_LENGTH`).
 pub const TOPIC_NAME_BYTES_MAX: usize = 249;
 /// Config overrides one topic may carry (Kafka defines about forty topic configs).

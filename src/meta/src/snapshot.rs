@@ -55,6 +55,9 @@ struct TopicV1 {
 struct PartitionV1 {
     replicas: Vec<i32>,
     target_replicas: Option<Vec<i32>>,
+    members: Vec<i32>,
+    initial_voters: Vec<i32>,
+    reassignment_epoch: i64,
 }
 
 impl MetaState {
@@ -117,6 +120,9 @@ fn topic_to_wire(topic: &Topic) -> TopicV1 {
     let partitions = topic.partitions.iter().map(|placement| PartitionV1 {
         replicas: ids(&placement.replicas),
         target_replicas: placement.target_replicas.as_deref().map(ids),
+        members: ids(&placement.members),
+        initial_voters: ids(&placement.initial_voters),
+        reassignment_epoch: placement.reassignment_epoch.0,
     });
     TopicV1 {
         name: topic.name.clone(),
@@ -130,6 +136,9 @@ fn topic_from_wire(topic: TopicV1) -> Result<Topic, DecodeError> {
     let partitions = topic.partitions.into_iter().map(|partition| PartitionPlacement {
         replicas: node_ids(partition.replicas),
         target_replicas: partition.target_replicas.map(node_ids),
+        members: node_ids(partition.members),
+        initial_voters: node_ids(partition.initial_voters),
+        reassignment_epoch: Offset(partition.reassignment_epoch),
     });
     Ok(Topic {
         name: topic.name,
@@ -177,7 +186,8 @@ mod tests {
             r#"{"node_id":1,"broker_epoch":0,"kafka_host":"b1","kafka_port":9092,"rpc_addr":"b1:9093","rack":null,"decommissioning":true},"#,
             r#"{"node_id":2,"broker_epoch":3,"kafka_host":"b2","kafka_port":9092,"rpc_addr":"b2:9093","rack":"r1","decommissioning":false}],"#,
             r#""topics":[{"name":"t","topic_id":"09090909-0909-0909-0909-090909090909","#,
-            r#""configs":{"cleanup.policy":"compact"},"partitions":[{"replicas":[1,2],"target_replicas":[2]}]}]}"#
+            r#""configs":{"cleanup.policy":"compact"},"partitions":[{"replicas":[1,2],"target_replicas":[2],"#,
+            r#""members":[1,2],"initial_voters":[1,2],"reassignment_epoch":5}]}]}"#
         );
         assert_eq!(String::from_utf8(state().to_snapshot_bytes()).expect("utf-8"), expected);
     }
@@ -211,7 +221,14 @@ mod tests {
             // An illegal topic name.
             (r#""name":"t""#, r#""name":"t/""#),
             // A topic without partitions.
-            (r#""partitions":[{"replicas":[1,2],"target_replicas":[2]}]"#, r#""partitions":[]"#),
+            (
+                r#""partitions":[{"replicas":[1,2],"target_replicas":[2],"members":[1,2],"initial_voters":[1,2],"reassignment_epoch":5}]"#,
+                r#""partitions":[]"#,
+            ),
+            // Members that miss a replica.
+            (r#""members":[1,2]"#, r#""members":[2]"#),
+            // A reassignment epoch after the applied index.
+            (r#""reassignment_epoch":5"#, r#""reassignment_epoch":9"#),
         ];
         for (from, to) in edits {
             assert!(good.contains(from), "{from}");

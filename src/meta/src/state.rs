@@ -4,7 +4,8 @@
 //! Invariants (checked by `validate`, after every snapshot load and in the property tests):
 //! - `applied_index` only grows (`apply` asserts it), and no broker epoch is above it;
 //! - every replica and reassignment target names a registered broker, no broker twice, and a
-//!   partition has 1..=`REPLICATION_FACTOR_MAX` replicas;
+//!   partition has 1..=`REPLICATION_FACTOR_MAX` replicas; a partition's `members` hold its
+//!   replicas and target, and its reassignment epoch is not after the applied index;
 //! - topic names are legal, and distinct even with '.' and '_' unified (Kafka `Topic`); topic
 //!   ids are unique and not reserved (KIP-516);
 //! - every topic has 1..=`PARTITIONS_PER_TOPIC_MAX` partitions, and the cluster at most
@@ -17,7 +18,9 @@
 
 use crate::error::MetaError;
 use crate::limits::{BROKERS_MAX, PARTITIONS_MAX, PARTITIONS_PER_TOPIC_MAX, TOPICS_MAX};
-use crate::validate::{metric_name, validate_configs, validate_registration, validate_replicas, validate_topic_name};
+use crate::validate::{
+    metric_name, validate_configs, validate_members, validate_registration, validate_replicas, validate_topic_name,
+};
 use sluice_types::TopicId;
 use sluice_types::{NodeId, Offset};
 use std::collections::BTreeMap;
@@ -38,6 +41,12 @@ pub struct Broker {
 }
 
 /// Where one partition's replicas are.
+///
+/// A reassignment moves the partition's Raft group from `replicas` to `target_replicas` one
+/// server at a time (learners catch up, are promoted, then the old voters leave; Raft thesis
+/// §4.1, §4.2.1); the group's leader drives it and reports the end (`CompleteReassignment`).
+/// Until then every broker that may be in the group keeps hosting its replica (`members`), so
+/// no broker drops a replica the group may still count as a voter.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartitionPlacement {
     /// The replicas; the first is the preferred leader. Invariant: see the module doc.
@@ -45,6 +54,44 @@ pub struct PartitionPlacement {
     /// A reassignment in progress: the replica set the partition is moving to. Invariant: valid
     /// like `replicas`, and different from it.
     pub target_replicas: Option<Vec<NodeId>>,
+    /// Every broker that may be in the partition's Raft group, and so hosts a replica: the
+    /// replicas, then every target recorded since the last completed reassignment. Shrinks to
+    /// the replicas only at `CompleteReassignment`. Invariant: holds `replicas` and the target,
+    /// no broker twice, at most `GROUP_MEMBERS_MAX`.
+    pub members: Vec<NodeId>,
+    /// The group's configuration before its first entry (the replicas at creation). A replica
+    /// that joins later starts from it and replays the membership entries of the log (or gets
+    /// the configuration as of the leader's log start). Never changes.
+    pub initial_voters: Vec<NodeId>,
+    /// The controller log index of the latest `ReassignPartition` for this partition (-1: none).
+    /// Membership entries in the group's log carry the epoch that drove them, and a leader
+    /// whose metadata is older than the group's newest epoch does not drive, so a stale leader
+    /// never undoes a completed move; a completion names the epoch it completes.
+    pub reassignment_epoch: Offset,
+}
+
+impl PartitionPlacement {
+    /// A new partition's placement: the group starts with `replicas` as its voters.
+    pub fn new(replicas: Vec<NodeId>) -> PartitionPlacement {
+        PartitionPlacement {
+            members: replicas.clone(),
+            initial_voters: replicas.clone(),
+            replicas,
+            target_replicas: None,
+            reassignment_epoch: Offset(-1),
+        }
+    }
+
+    /// The replica set the group is to have: the target while a reassignment is in progress.
+    pub fn desired(&self) -> &[NodeId] {
+        self.target_replicas.as_deref().unwrap_or(&self.replicas)
+    }
+
+    /// Whether the group may still differ from `replicas` (a reassignment in progress, or a
+    /// cancelled one whose members have not all left yet).
+    pub fn is_moving(&self) -> bool {
+        self.target_replicas.is_some() || self.members != self.replicas
+    }
 }
 
 /// A topic.
@@ -159,7 +206,7 @@ impl MetaState {
             for node_id in &placement.replicas {
                 load_of(&mut loads, *node_id).replicas += 1;
             }
-            for node_id in placement.target_replicas.iter().flatten() {
+            for node_id in &placement.members {
                 if !placement.replicas.contains(node_id) {
                     load_of(&mut loads, *node_id).replicas += 1;
                 }
@@ -253,6 +300,12 @@ impl MetaState {
                 if *target == placement.replicas {
                     return Err(format!("topic '{name}' partition {index}: the target is the current replica set"));
                 }
+            }
+            validate_replicas(&placement.initial_voters, &self.brokers, &placement.initial_voters).map_err(broken)?;
+            validate_members(&placement.members, &self.brokers).map_err(broken)?;
+            let held = placement.desired().iter().chain(&placement.replicas).all(|n| placement.members.contains(n));
+            if !held || placement.reassignment_epoch > self.applied_index || placement.reassignment_epoch.0 < -1 {
+                return Err(format!("topic '{name}' partition {index}: members miss a replica, or a future epoch"));
             }
         }
         Ok(())

@@ -98,6 +98,23 @@ pub fn validate_registration(
 /// not empty, at most `REPLICATION_FACTOR_MAX` long, no broker twice, every broker registered.
 /// A broker that is decommissioning may keep a replica it has (`already_placed`) but gets no
 /// new one.
+/// A partition's group members (`PartitionPlacement::members`): registered brokers, none twice,
+/// 1..=`GROUP_MEMBERS_MAX` of them.
+pub fn validate_members(members: &[NodeId], brokers: &BTreeMap<NodeId, Broker>) -> Result<(), MetaError> {
+    if members.is_empty() || members.len() > crate::limits::GROUP_MEMBERS_MAX {
+        return Err(MetaError::InvalidReplicaAssignment(format!(
+            "{} brokers in one partition's group (at most {} while reassignments overlap)",
+            members.len(),
+            crate::limits::GROUP_MEMBERS_MAX
+        )));
+    }
+    let distinct: BTreeSet<&NodeId> = members.iter().collect();
+    if distinct.len() != members.len() || members.iter().any(|n| !brokers.contains_key(n)) {
+        return Err(MetaError::InvalidReplicaAssignment("group members repeat or name unknown brokers".to_string()));
+    }
+    Ok(())
+}
+
 pub fn validate_replicas(
     replicas: &[NodeId],
     brokers: &BTreeMap<NodeId, Broker>,

@@ -241,6 +241,71 @@ fn a_reassignment_records_its_target_and_the_current_replicas_cancel_it() {
 }
 
 #[test]
+fn members_hold_every_target_until_the_leader_completes_the_move() {
+    let mut controller = Controller::new();
+    controller.apply(create("t", 1, &[&[1, 2]])).expect("valid");
+    let reassign =
+        |ids: &[i32]| MetaCommand::ReassignPartition { topic: "t".to_string(), partition: 0, replicas: replicas(ids) };
+    let placement = |controller: &Controller| controller.state.topic("t").expect("exists").partitions[0].clone();
+    assert_eq!(placement(&controller).reassignment_epoch, Offset(-1));
+    controller.apply(reassign(&[2, 3])).expect("valid");
+    let epoch = placement(&controller).reassignment_epoch;
+    assert!(epoch >= Offset(0));
+    assert_eq!(placement(&controller).members, replicas(&[1, 2, 3]));
+    assert_eq!(placement(&controller).desired(), replicas(&[2, 3]).as_slice());
+
+    // Cancelled: the target goes, but broker 3 may already be in the group, so it stays a member
+    // until the leader reports the group is back to [1, 2].
+    controller.apply(reassign(&[1, 2])).expect("cancels");
+    let cancelled = placement(&controller);
+    assert_eq!((cancelled.target_replicas.clone(), cancelled.members.clone()), (None, replicas(&[1, 2, 3])));
+    assert!(cancelled.is_moving());
+    let complete = |epoch: Offset, ids: &[i32]| MetaCommand::CompleteReassignment {
+        topic: "t".to_string(),
+        topic_id: TopicId([1; 16]),
+        partition: 0,
+        epoch,
+        replicas: replicas(ids),
+    };
+    // The completion of the replaced reassignment is stale.
+    assert_eq!(controller.refused(complete(epoch, &[2, 3])), code::NO_REASSIGNMENT_IN_PROGRESS);
+    let cancel_epoch = cancelled.reassignment_epoch;
+    assert_eq!(controller.refused(complete(cancel_epoch, &[2, 3])), code::NO_REASSIGNMENT_IN_PROGRESS);
+    let applied = controller.apply(complete(cancel_epoch, &[1, 2])).expect("valid");
+    assert_eq!(
+        applied,
+        Applied::ReassignmentCompleted {
+            topic_id: TopicId([1; 16]),
+            partition: PartitionId(0),
+            replicas: replicas(&[1, 2])
+        }
+    );
+    let done = placement(&controller);
+    assert_eq!((done.members.clone(), done.initial_voters.clone()), (replicas(&[1, 2]), replicas(&[1, 2])));
+    assert!(!done.is_moving());
+    assert_eq!(controller.refused(complete(cancel_epoch, &[1, 2])), code::NO_REASSIGNMENT_IN_PROGRESS);
+
+    // A move that completes: the replicas become the target; the initial voters never change.
+    controller.apply(reassign(&[3])).expect("valid");
+    let epoch = placement(&controller).reassignment_epoch;
+    controller.apply(complete(epoch, &[3])).expect("valid");
+    let moved = placement(&controller);
+    assert_eq!(
+        (moved.replicas, moved.members, moved.initial_voters),
+        (replicas(&[3]), replicas(&[3]), replicas(&[1, 2]))
+    );
+    // Another incarnation's completion is refused.
+    let other = MetaCommand::CompleteReassignment {
+        topic: "t".to_string(),
+        topic_id: TopicId([2; 16]),
+        partition: 0,
+        epoch,
+        replicas: replicas(&[3]),
+    };
+    assert_eq!(controller.refused(other), code::UNKNOWN_TOPIC_OR_PARTITION);
+}
+
+#[test]
 fn a_decommissioning_broker_keeps_its_replicas_and_gets_no_new_ones() {
     let mut controller = Controller::new();
     controller.apply(create("t", 1, &[&[1, 2]])).expect("valid");
