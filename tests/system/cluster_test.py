@@ -59,6 +59,7 @@ import argparse
 import os
 import random
 import shlex
+import subprocess
 import shutil
 import sys
 import tempfile
@@ -761,7 +762,115 @@ def scenario_bench(run: Run, a) -> bool:
     return ok
 
 
+DECOMMISSIONED = 3
+
+
+def wait_placement(c: clusterctl.Cluster, topic: str, partitions: int, want, what: str) -> dict:
+    """Until Metadata v1 from every responsive node shows every partition with a leader and
+    replicas for which `want(replicas)` holds; returns {partition: (leader, replicas)}."""
+
+    def probe():
+        seen, problems = {}, []
+        for n in c.responsive():
+            try:
+                md = clusterctl.metadata_v1(clusterctl.HOSTS[n], c.kafka_port, [topic])
+            except OSError as e:
+                problems.append(f"n{n}: {e}")
+                continue
+            parts = md["topics"].get(topic, {}).get("partitions", {})
+            for p in range(partitions):
+                info = parts.get(p)
+                if info is None or info["leader"] < 0 or not want(sorted(info["replicas"])):
+                    problems.append(f"n{n} p{p}: {info}")
+                else:
+                    seen[p] = (info["leader"], sorted(info["replicas"]))
+        return not problems, seen, " | ".join(problems[:3])
+
+    return clusterctl.wait_until(what, clusterctl.CATCH_UP_TIMEOUT_S, probe, c.check_alive)
+
+
+def scenario_decommission(run: Run, a) -> bool:
+    """`sluice cluster decommission 3` while keyed acks=all records stream into a topic of RF 2
+    spread over all three nodes: every replica on n3 moves to n1 and n2 (learner, promotion,
+    leadership handed over, removal), every acknowledged record survives in per-key order, n3
+    deletes its copies, and the replicas on n1 and n2 end byte-identical."""
+    topic = "draining"
+    P = a.partitions
+    c = run.start_cluster()
+    assignment = [[p % 3 + 1, (p + 1) % 3 + 1] for p in range(P)]
+    admin = AdminClient({"bootstrap.servers": c.bootstrap(), "socket.connection.setup.timeout.ms": 5000})
+    admin.create_topics([NewTopic(topic, num_partitions=P, replica_assignment=assignment)], operation_timeout=10)[topic].result(30)
+    placed = wait_placement(c, topic, P, lambda r: len(r) == 2, f"{topic}: leaders on every node's Metadata")
+    on_n3 = sorted(p for p, (_, replicas) in placed.items() if DECOMMISSIONED in replicas)
+    print(f"  created {topic}: {P} partitions, RF 2, assignment {assignment}; n{DECOMMISSIONED} holds {on_n3}")
+    stream = Stream(c.bootstrap(), topic, idempotent=False)
+    stream.start()
+    ok = True
+    try:
+        time.sleep(a.up_seconds)
+        if not stream.snapshot():
+            raise Fail(f"no acks in {a.up_seconds}s: {stream.summary()}")
+        stream.phase = 1
+        binary = os.environ.get("SLUICE_BIN") or os.path.join(brokerctl.ROOT, "target", "release", "sluice")
+        admin_addr = f"{clusterctl.HOSTS[1]}:{c.admin_port}"
+        t0 = time.monotonic()
+        done = subprocess.run([binary, "--brokers", c.bootstrap(), "cluster", "decommission", str(DECOMMISSIONED), "--admin-addr", admin_addr,
+                               "--timeout-s", str(int(clusterctl.CATCH_UP_TIMEOUT_S))],
+                              capture_output=True, text=True, timeout=clusterctl.CATCH_UP_TIMEOUT_S + 30)
+        print(f"  `sluice cluster decommission {DECOMMISSIONED}` exited {done.returncode} after "
+              f"{time.monotonic() - t0:.1f}s: {done.stdout.strip()} {done.stderr.strip()[-300:]}")
+        if done.returncode != 0:
+            raise Fail("decommission failed")
+        moved = wait_placement(c, topic, P, lambda r: DECOMMISSIONED not in r and len(r) == 2,
+                               f"{topic}: no replica on n{DECOMMISSIONED} in any node's Metadata")
+        print(f"  placement now {dict(sorted(moved.items()))}")
+        stream.phase = 2
+        time.sleep(TAIL_SECONDS)
+    except BaseException:
+        stream.abandon()
+        raise
+    for prob in stream.finish():
+        print(f"  FAIL {prob}")
+        ok = False
+    acks = stream.snapshot()
+    print(f"  stream stopped: {stream.summary()}; acks by phase "
+          f"{ {ph: sum(1 for x in acks if x.phase == ph) for ph in (0, 1, 2)} }")
+    if not any(x.phase == 2 for x in acks):
+        print("  FAIL no acks after the decommission")
+        ok = False
+    ok &= verify("final", c, topic, P, acks, lambda: stream.sent, False)
+    leftovers = []
+    for p in range(P):
+        d = os.path.join(c[DECOMMISSIONED].data_dir, f"{topic}-{p}")
+        for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+            data = name.endswith(".log") or name.startswith("raft") or name.startswith("hard")
+            if data and os.path.getsize(os.path.join(d, name)) > 0:
+                leftovers.append(f"{topic}-{p}/{name}")
+    if leftovers:
+        print(f"  FAIL n{DECOMMISSIONED} still holds data: {leftovers[:6]}")
+        ok = False
+    else:
+        print(f"  n{DECOMMISSIONED} holds no data of {topic}")
+    hws = c.wait_caught_up(topic, P, nodes=[1, 2])
+    statuses = c.stop_all()
+    if any(st != 0 for st in statuses.values()):
+        print(f"  FAIL clean shutdown: exit status by node {statuses}")
+        ok = False
+    for p in range(P):
+        dirs = {n: os.path.join(c[n].data_dir, f"{topic}-{p}") for n in (1, 2)}
+        same, lines = clusterctl.compare_replicas(dirs, hws[p])
+        if not same:
+            ok = False
+            print(f"  FAIL p{p}: committed logs differ on n1 and n2 (below {hws[p]}):")
+            for line in lines:
+                print(f"       {line}")
+    if ok:
+        print(f"  every partition's committed log is identical on n1 and n2 (high watermarks {dict(sorted(hws.items()))})")
+    return ok
+
+
 TESTS = {
+    "decommission": scenario_decommission,
     "leader-crash": scenario_leader_crash,
     "whole-crash": scenario_whole_crash,
     "controller-pause": scenario_controller_pause,

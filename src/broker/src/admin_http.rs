@@ -37,6 +37,7 @@ pub(crate) async fn serve<D: Disk, C: Clock>(
         .route("/metrics", get(render::<D, C>))
         .route("/v1/cluster", get(cluster::<D, C>))
         .route("/v1/partitions/{topic}/{partition}", get(partition::<D, C>))
+        .route("/v1/brokers/{node_id}/decommission", get(decommission_status::<D, C>).put(decommission::<D, C>))
         .with_state(state);
     let stop = async move {
         let _ = shutdown.changed().await;
@@ -122,6 +123,44 @@ async fn cluster<D: Disk, C: Clock>(State(state): State<Arc<AdminState<D, C>>>) 
         "leaderless_partitions": health.leaderless,
         "under_replicated_partitions": health.under_replicated,
     });
+    (StatusCode::OK, format!("{body}\n"))
+}
+
+/// `PUT /v1/brokers/{id}/decommission` (Redpanda's admin API): the broker takes no new
+/// replicas, and the controller moves its replicas to the others (`cluster/reassign.rs`).
+async fn decommission<D: Disk, C: Clock>(
+    State(state): State<Arc<AdminState<D, C>>>,
+    Path(node_id): Path<i32>,
+) -> (StatusCode, String) {
+    let Some(cluster) = &state.broker.cluster else {
+        return (StatusCode::NOT_FOUND, "{\"error\":\"not a cluster\"}\n".to_string());
+    };
+    let request = crate::cluster::ControllerRequest::DecommissionBroker { node_id };
+    let reply = cluster.controller(request, std::time::Duration::from_secs(10)).await;
+    if reply.error_code != sluice_protocol::error_code::NONE {
+        let body = serde_json::json!({"error": sluice_protocol::error_code::name(reply.error_code),
+            "error_code": reply.error_code, "message": reply.message});
+        return (StatusCode::BAD_REQUEST, format!("{body}\n"));
+    }
+    decommission_status(State(state.clone()), Path(node_id)).await
+}
+
+/// `GET /v1/brokers/{id}/decommission`: whether the broker is leaving, and how many partitions
+/// still have a replica on it (`done` once none has).
+async fn decommission_status<D: Disk, C: Clock>(
+    State(state): State<Arc<AdminState<D, C>>>,
+    Path(node_id): Path<i32>,
+) -> (StatusCode, String) {
+    let Some(cluster) = &state.broker.cluster else {
+        return (StatusCode::NOT_FOUND, "{\"error\":\"not a cluster\"}\n".to_string());
+    };
+    let snapshot = cluster.snapshot();
+    let Some(broker) = snapshot.meta.broker(sluice_types::NodeId(node_id)) else {
+        return (StatusCode::NOT_FOUND, "{\"error\":\"no such broker\"}\n".to_string());
+    };
+    let remaining = crate::cluster::reassign::replicas_on(&snapshot.meta, broker.node_id);
+    let body = serde_json::json!({"node_id": node_id, "decommissioning": broker.decommissioning,
+        "replicas_remaining": remaining, "done": broker.decommissioning && remaining == 0});
     (StatusCode::OK, format!("{body}\n"))
 }
 

@@ -55,6 +55,10 @@ pub async fn dispatch<D: Disk, C: Clock>(state: &Arc<BrokerState<D, C>>, request
             Reply::Ready(Box::new(handlers::cluster::init_producer_id(state, body).await))
         }
         RequestKind::ElectLeaders(body) => Reply::Ready(Box::new(handlers::cluster::elect_leaders(state, body).await)),
+        RequestKind::AlterPartitionReassignments(body) => {
+            Reply::Ready(Box::new(handlers::reassign::alter(state, body, version).await))
+        }
+        RequestKind::ListPartitionReassignments(body) => Reply::Ready(Box::new(handlers::reassign::list(state, body))),
         RequestKind::OffsetForLeaderEpoch(body) => {
             Reply::Ready(Box::new(handlers::list_offsets::offset_for_leader_epoch(state, body).await))
         }

@@ -63,6 +63,40 @@ pub struct ReplicaView {
     pub role: &'static str,
     /// Leader only: each follower's acknowledged (durable) last offset.
     pub matched: Vec<(NodeId, Offset)>,
+    /// The latest leader report for this partition (`cluster/leader_reports.rs`): how a broker
+    /// that does not lead learns the leader (without a replica here) and the ISR.
+    pub reported: Option<LeaderReport>,
+}
+
+/// What a partition's leader last told the other brokers about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaderReport {
+    pub leader: NodeId,
+    pub leader_epoch: Term,
+    pub isr: Vec<NodeId>,
+    /// When it arrived (wall clock); a report older than `LEADER_REPORT_STALE_MS` is ignored.
+    pub received_ms: i64,
+}
+
+/// What Metadata says of one partition: (leader, leader epoch, ISR).
+pub type LeadershipView = (Option<NodeId>, Term, Vec<NodeId>);
+
+impl ReplicaView {
+    /// The leader, its epoch and the ISR as this broker knows them: its own when it leads, else
+    /// the leader's latest report when that is fresh and not older than this broker's own Raft
+    /// view, else its Raft view with the replicas standing in for the ISR.
+    pub fn leadership(&self, me: NodeId, now_ms: i64, stale_ms: i64) -> LeadershipView {
+        if self.leader == Some(me) {
+            return (self.leader, self.leader_epoch, self.isr.clone());
+        }
+        if let Some(report) = &self.reported
+            && now_ms - report.received_ms <= stale_ms
+            && report.leader_epoch >= self.leader_epoch
+        {
+            return (Some(report.leader), report.leader_epoch, report.isr.clone());
+        }
+        (self.leader, self.leader_epoch, self.replicas.clone())
+    }
 }
 
 impl ReplicaView {
@@ -77,6 +111,7 @@ impl ReplicaView {
             isr: Vec::new(),
             role: "none",
             matched: Vec::new(),
+            reported: None,
         }
     }
 }
@@ -137,6 +172,24 @@ impl<D: Disk> Partition<D> {
     pub fn update_view(&self, log: &PartitionLog<D>, change: impl FnOnce(&mut ReplicaView)) {
         self.update_view_only(change);
         self.publish(log);
+    }
+
+    /// After this broker's replica was deleted (`Topics::wipe_partition`): the view forgets the
+    /// group, and the watermarks restart from the empty log. The one place a high watermark
+    /// may go back: this broker serves nothing of the partition from now on (not the leader).
+    pub fn reset_after_wipe(&self, log: &PartitionLog<D>) {
+        self.update_view_only(|view| {
+            view.local = false;
+            view.leader = None;
+            view.commit = Offset(-1);
+            view.isr.clear();
+            view.matched.clear();
+            view.role = "none";
+        });
+        let mut next = watermarks_of(log);
+        next.high_watermark = log.log_start_offset();
+        next.leader_epoch = self.leader_epoch();
+        self.watermarks.send_replace(next);
     }
 
     /// Changes view fields the watermarks do not depend on (ISR, progress), without publishing.

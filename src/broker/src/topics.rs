@@ -129,15 +129,51 @@ impl<D: Disk> TopicRegistry<D> {
             && recorded != expected.as_bytes()
         {
             tracing::warn!(dir = %dir.display(), "partition directory of another topic incarnation; deleting it");
-            for path in self.disk.list_dir(&dir).await.map_err(storage_error)? {
-                self.disk.remove_file(&path).await.map_err(storage_error)?;
-            }
-            self.disk.sync_dir(&dir).await.map_err(storage_error)?;
+            self.empty_dir(&dir).await?;
         }
         let log =
             PartitionLog::open(self.disk.clone(), &dir, config.log.clone(), now_ms).await.map_err(storage_error)?;
         write_file_atomic(&self.disk, &marker, Bytes::from(expected)).await.map_err(storage_error)?;
         Ok(log)
+    }
+
+    /// Cluster mode: this broker no longer hosts a replica of `partition` (a reassignment moved
+    /// it away): deletes the log, the Raft state and the start record, and opens an empty log in
+    /// their place. Holds the log lock throughout, so no append or read sees a half-deleted log.
+    pub async fn wipe_partition(
+        &self,
+        partition: &Partition<D>,
+        topic_id: Uuid,
+        config: &TopicConfig,
+        now_ms: i64,
+    ) -> Result<(), TopicError> {
+        let dir = partition_dir(&self.data_dir, &partition.topic, partition.index);
+        let mut log = partition.lock().await;
+        self.empty_dir(&dir).await?;
+        *log = PartitionLog::open(self.disk.clone(), &dir, config.log.clone(), now_ms).await.map_err(storage_error)?;
+        let marker = format!("{{\"version\":1,\"topic_id\":\"{topic_id}\"}}");
+        write_file_atomic(&self.disk, &dir.join(PARTITION_METADATA_FILE), Bytes::from(marker))
+            .await
+            .map_err(storage_error)?;
+        partition.reset_after_wipe(&log);
+        Ok(())
+    }
+
+    /// Whether a partition directory holds anything but its `partition.metadata`.
+    pub async fn has_data(&self, topic: &str, index: i32) -> Result<bool, TopicError> {
+        let dir = partition_dir(&self.data_dir, topic, index);
+        let paths = match self.disk.list_dir(&dir).await {
+            Ok(paths) => paths,
+            Err(_) => return Ok(false), // No directory yet.
+        };
+        Ok(paths.iter().any(|path| path.file_name() != Some(std::ffi::OsStr::new(PARTITION_METADATA_FILE))))
+    }
+
+    async fn empty_dir(&self, dir: &std::path::Path) -> Result<(), TopicError> {
+        for path in self.disk.list_dir(dir).await.map_err(storage_error)? {
+            self.disk.remove_file(&path).await.map_err(storage_error)?;
+        }
+        self.disk.sync_dir(dir).await.map_err(storage_error)
     }
 
     /// Cluster mode: adds or replaces a topic (readers see the old or the new value).

@@ -36,10 +36,11 @@ use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderP
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::{
-    AlterConfigsRequest, ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreatePartitionsRequest,
-    CreateTopicsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
-    ElectLeadersRequest, FetchRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, ListOffsetsRequest,
-    MetadataRequest, MetadataResponse, OffsetForLeaderEpochRequest, ProduceRequest, ProducerId, TransactionalId,
+    AlterConfigsRequest, AlterPartitionReassignmentsRequest, ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId,
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest,
+    DescribeConfigsRequest, ElectLeadersRequest, FetchRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest,
+    ListOffsetsRequest, ListPartitionReassignmentsRequest, MetadataRequest, MetadataResponse,
+    OffsetForLeaderEpochRequest, ProduceRequest, ProducerId, TransactionalId,
 };
 use kafka_protocol::protocol::Decodable;
 use sluice_protocol::api_versions::SUPPORTED_APIS;
@@ -145,6 +146,8 @@ fn run_case(matrix: &Matrix, api_key: ApiKey, version: i16) {
         ApiKey::IncrementalAlterConfigs => incremental_alter_configs(matrix, version),
         ApiKey::DescribeCluster => describe_cluster(matrix, version),
         ApiKey::ElectLeaders => elect_leaders(matrix, version),
+        ApiKey::AlterPartitionReassignments => alter_partition_reassignments(matrix, version),
+        ApiKey::ListPartitionReassignments => list_partition_reassignments(matrix, version),
         other => panic!("no scenario for {other:?}: add one to this matrix"),
     }
 }
@@ -907,6 +910,46 @@ fn elect_leaders(matrix: &Matrix, version: i16) {
             (MISSING_TOPIC.to_string(), 0, UNKNOWN_TOPIC_OR_PARTITION),
         ]
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// AlterPartitionReassignments (0-1) and ListPartitionReassignments (0): on one node the only
+// replica set is this broker; nothing is ever in progress.
+
+fn alter_partition_reassignments(matrix: &Matrix, version: i16) {
+    use kafka_protocol::messages::alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
+    let mut client = matrix.broker.client();
+    let partitions = vec![
+        ReassignablePartition::default().with_partition_index(0).with_replicas(Some(vec![BrokerId(NODE_ID)])),
+        ReassignablePartition::default().with_partition_index(1).with_replicas(Some(vec![BrokerId(NODE_ID + 1)])),
+        ReassignablePartition::default().with_partition_index(2).with_replicas(None),
+        ReassignablePartition::default().with_partition_index(PARTITIONS).with_replicas(None),
+    ];
+    let topics = vec![ReassignableTopic::default().with_name(topic(DATA_TOPIC)).with_partitions(partitions)];
+    let request = AlterPartitionReassignmentsRequest::default().with_topics(topics).with_timeout_ms(5000);
+    let response = client.call(version, request);
+    assert_eq!(response.error_code, NONE);
+    let codes: Vec<(i32, i16)> = response
+        .responses
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| (p.partition_index, p.error_code)))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            (0, NONE),
+            (1, 39), // INVALID_REPLICA_ASSIGNMENT
+            (2, 85), // NO_REASSIGNMENT_IN_PROGRESS
+            (PARTITIONS, UNKNOWN_TOPIC_OR_PARTITION),
+        ]
+    );
+}
+
+fn list_partition_reassignments(matrix: &Matrix, version: i16) {
+    let mut client = matrix.broker.client();
+    let response = client.call(version, ListPartitionReassignmentsRequest::default().with_timeout_ms(5000));
+    assert_eq!(response.error_code, NONE);
+    assert!(response.topics.is_empty(), "nothing moves on one node");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -135,3 +135,89 @@ fn a_three_broker_cluster_replicates_fails_over_and_catches_up() {
     assert_eq!(all.last().map(String::as_str), Some("p0-after"));
     assert_eq!(all.len(), 6, "every committed record once: {all:?}");
 }
+
+const MOVING: &str = "moving";
+
+/// Replicas, leader and in-progress reassignments of `MOVING`-0 as `client`'s broker sees them.
+fn placement(client: &mut Client) -> Option<(Vec<i32>, i32)> {
+    let metadata = client.metadata(&[MOVING]);
+    let partition = metadata.topics.first().filter(|t| t.error_code == 0)?.partitions.first()?.clone();
+    Some((partition.replica_nodes.iter().map(|n| n.0).collect(), partition.leader_id.0))
+}
+
+fn reassign(client: &mut Client, replicas: Option<&[i32]>) -> i16 {
+    use kafka_protocol::messages::AlterPartitionReassignmentsRequest;
+    use kafka_protocol::messages::alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
+    let replicas = replicas.map(|ids| ids.iter().copied().map(kafka_protocol::messages::BrokerId).collect());
+    let partition = ReassignablePartition::default().with_partition_index(0).with_replicas(replicas);
+    let topic = ReassignableTopic::default().with_name(TopicName(StrBytes::from_static_str(MOVING)));
+    let request = AlterPartitionReassignmentsRequest::default()
+        .with_topics(vec![topic.with_partitions(vec![partition])])
+        .with_timeout_ms(10_000);
+    client.call(0, request).responses[0].partitions[0].error_code
+}
+
+fn reassignments_in_progress(client: &mut Client) -> usize {
+    let request = kafka_protocol::messages::ListPartitionReassignmentsRequest::default().with_timeout_ms(5000);
+    client.call(0, request).topics.len()
+}
+
+/// Learner-then-swap (KIP-455 through single-server Raft changes): a partition on broker 1
+/// alone moves to brokers 2 and 3 while it holds records; the new leader serves every record
+/// in order, broker 1 deletes its copy, and producing goes on.
+#[test]
+fn a_partition_moves_between_brokers_by_reassignment() {
+    use kafka_protocol::messages::create_topics_request::CreatableReplicaAssignment;
+    let brokers = start_cluster();
+    let mut admin = brokers[2].client();
+    eventually("a topic placed on broker 1", || {
+        let assignment = CreatableReplicaAssignment::default()
+            .with_partition_index(0)
+            .with_broker_ids(vec![kafka_protocol::messages::BrokerId(1)]);
+        let topic = CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str(MOVING)))
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)
+            .with_assignments(vec![assignment]);
+        let code =
+            admin.call(7, CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(10_000)).topics[0]
+                .error_code;
+        (code == 0 || code == 36).then_some(())
+    });
+    eventually("broker 1 leading", || placement(&mut brokers[0].client()).filter(|(_, l)| *l == 1));
+    let before: Vec<String> = (0..50).map(|i| format!("before-{i}")).collect();
+    for chunk in before.chunks(10) {
+        let values: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        brokers[0].client().produce_ok(MOVING, 0, &values);
+    }
+    assert_eq!(reassign(&mut admin, None), 85, "NO_REASSIGNMENT_IN_PROGRESS: nothing to cancel");
+    assert_eq!(reassign(&mut admin, Some(&[2, 9])), 39, "INVALID_REPLICA_ASSIGNMENT: unknown broker 9");
+    assert_eq!(reassign(&mut admin, Some(&[2, 3])), 0);
+
+    let (replicas, leader) = eventually("the move to brokers 2 and 3", || {
+        let mut client = brokers[0].client();
+        let (replicas, leader) = placement(&mut client)?;
+        (replicas == [2, 3] && [2, 3].contains(&leader) && reassignments_in_progress(&mut client) == 0)
+            .then_some((replicas, leader))
+    });
+    assert_eq!(replicas, [2, 3]);
+    let leader = by_id(&brokers, leader);
+    let served: Vec<String> = leader.client().read_all(MOVING, 0, 0).into_iter().map(|(_, v)| v).collect();
+    assert_eq!(served, before, "every record moved, in order");
+    leader.client().produce_ok(MOVING, 0, &["after"]);
+    let refused = brokers[0].client().produce(MOVING, 0, batch(&["nope"]), -1);
+    assert_eq!(refused.error_code, NOT_LEADER_OR_FOLLOWER, "the old replica serves nothing");
+    let dir = brokers[0].data_dir().join(format!("{MOVING}-0"));
+    let left: Vec<String> = eventually("broker 1 deleting its copy", || {
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .ok()?
+            .map(|entry| entry.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".log") || name.starts_with("raft") || name.contains("hard"))
+            .collect();
+        names.iter().all(|n| n.ends_with(".log")).then_some(names)
+    });
+    for name in left {
+        let len = std::fs::metadata(dir.join(&name)).expect("segment").len();
+        assert_eq!(len, 0, "{name}: broker 1's segments are empty after the move");
+    }
+}

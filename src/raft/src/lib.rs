@@ -32,4 +32,4 @@ pub use message::{EntryKind, EntryMeta, Envelope, LogPosition, MembershipChange,
 pub use progress::{Progress, ProgressState};
 pub use raft::{Input, ProposeError, Raft};
 pub use raft_log::RaftLog;
-pub use replication::LEADER_NOOP_BYTES;
+pub use replication::{LEADER_NOOP_BYTES, MEMBERSHIP_ENTRY_BYTES};

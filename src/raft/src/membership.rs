@@ -67,7 +67,7 @@ impl Raft {
         if invalid {
             return Err(ProposeError::InvalidMembershipChange);
         }
-        let entry = self.append_own(EntryKind::Membership(change), 1, crate::replication::LEADER_NOOP_BYTES);
+        let entry = self.append_own(EntryKind::Membership(change), 1, crate::replication::MEMBERSHIP_ENTRY_BYTES);
         self.broadcast_append();
         Ok((entry, std::mem::take(&mut self.effects)))
     }
@@ -83,6 +83,11 @@ impl Raft {
 
     pub fn membership(&self) -> Membership {
         Membership { voters: self.voters.clone(), learners: self.learners.clone() }
+    }
+
+    /// Whether the entry that made the current configuration is committed (no change pending).
+    pub fn membership_committed(&self) -> bool {
+        self.membership_changed_at() <= self.log.committed()
     }
 
     /// The index of the entry that made the current configuration (-1: the initial one).

@@ -21,6 +21,9 @@ use sluice_types::{NodeId, Offset, Term};
 /// of one record that the shell builds to exactly this size (the broker's
 /// `replication/entries.rs` asserts it), so the entry metadata the core records is the batch's.
 pub const LEADER_NOOP_BYTES: u32 = 79;
+/// The size of a membership change entry: the same control batch with an 8-byte field more (the
+/// controller epoch that drove the change, which only the shell reads).
+pub const MEMBERSHIP_ENTRY_BYTES: u32 = LEADER_NOOP_BYTES + 8;
 
 impl Raft {
     pub(crate) fn tick_leader(&mut self) {

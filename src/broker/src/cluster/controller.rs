@@ -56,8 +56,27 @@ pub enum ControllerRequest {
         partition: i32,
         replicas: Vec<i32>,
     },
+    /// AlterPartitionReassignments with null replicas: back to the current replicas.
+    CancelReassignment {
+        topic: String,
+        partition: i32,
+    },
+    /// A partition's group leader: the group has the target of reassignment `epoch`.
+    CompleteReassignment {
+        topic: String,
+        /// Hyphenated UUID.
+        topic_id: String,
+        partition: i32,
+        epoch: i64,
+        replicas: Vec<i32>,
+    },
     DecommissionBroker {
         node_id: i32,
+    },
+    /// Not for the controller: a broker tells its peers the partitions it leads (sent every
+    /// `LEADER_REPORT_MS`, never answered): `(topic id, partition, leader epoch, ISR)`.
+    LeaderReport {
+        partitions: Vec<(String, i32, i32, Vec<i32>)>,
     },
     /// Not for the controller: sent to a partition's leader, which hands leadership to the
     /// preferred replica if that replica is caught up (ElectLeaders, KIP-460 PREFERRED).
@@ -166,10 +185,31 @@ impl ControllerRequest {
             ControllerRequest::ReassignPartition { topic, partition, replicas } => {
                 MetaCommand::ReassignPartition { topic, partition, replicas: nodes(&replicas) }
             }
+            ControllerRequest::CancelReassignment { topic, partition } => {
+                let placement = state.topic(&topic).and_then(|t| t.partition(partition)).ok_or_else(|| {
+                    ControllerReply::refused(error_code::UNKNOWN_TOPIC_OR_PARTITION, format!("{topic}-{partition}"))
+                })?;
+                if placement.target_replicas.is_none() {
+                    let message = format!("{topic}-{partition} has no reassignment to cancel");
+                    return Err(ControllerReply::refused(error_code::NO_REASSIGNMENT_IN_PROGRESS, message));
+                }
+                MetaCommand::ReassignPartition { topic, partition, replicas: placement.replicas.clone() }
+            }
+            ControllerRequest::CompleteReassignment { topic, topic_id, partition, epoch, replicas } => {
+                let topic_id = TopicId::parse(&topic_id)
+                    .ok_or_else(|| ControllerReply::refused(error_code::INVALID_REQUEST, "bad topic id"))?;
+                MetaCommand::CompleteReassignment {
+                    topic,
+                    topic_id,
+                    partition,
+                    epoch: Offset(epoch),
+                    replicas: nodes(&replicas),
+                }
+            }
             ControllerRequest::DecommissionBroker { node_id } => {
                 MetaCommand::DecommissionBroker { node_id: NodeId(node_id) }
             }
-            ControllerRequest::ElectPreferred { .. } => {
+            ControllerRequest::ElectPreferred { .. } | ControllerRequest::LeaderReport { .. } => {
                 return Err(ControllerReply::refused(
                     error_code::INVALID_REQUEST,
                     "elections go to the partition leader",

@@ -16,8 +16,8 @@ use super::controller::{ControllerReply, ControllerRequest, command_batch};
 use super::flush_reports::FlushReports;
 use super::groups::{Group, Stepped};
 use super::limits::{
-    CONTROLLER_WAITERS_MAX, FORWARD_TIMEOUT_MS, FORWARDS_PENDING_MAX, PREFERRED_LEADER_CHECK_MS, REGISTER_RETRY_MS,
-    SHUTDOWN_TRANSFER_MS,
+    CONTROLLER_WAITERS_MAX, FORWARD_TIMEOUT_MS, FORWARDS_PENDING_MAX, LEADER_REPORT_MS, PREFERRED_LEADER_CHECK_MS,
+    REASSIGN_CHECK_MS, REGISTER_RETRY_MS, SHUTDOWN_TRANSFER_MS,
 };
 use super::{ClusterConfig, ClusterSnapshot, Command, Proposed};
 use crate::partition::{Partition, ReplicaView};
@@ -81,6 +81,10 @@ pub(super) struct Driver<D: Disk, C: Clock> {
     pub apply_pending: bool,
     /// Groups whose preferred replica is this broker, to campaign in at the end of the turn.
     pub campaigns: Vec<GroupId>,
+    pub last_reassign_check_ms: i64,
+    pub last_leader_report_ms: i64,
+    /// Groups whose leader here reported a completed move, and when (`reassign.rs`).
+    pub completions: BTreeMap<GroupId, i64>,
 }
 
 pub(super) fn raft_config(me: NodeId) -> Config {
@@ -136,6 +140,9 @@ pub async fn spawn_driver<D: Disk, C: Clock>(
         transfer: None,
         apply_pending: false,
         campaigns: Vec::new(),
+        last_reassign_check_ms: now_ms,
+        last_leader_report_ms: now_ms,
+        completions: BTreeMap::new(),
     };
     Ok(tokio::spawn(driver.run()))
 }
@@ -243,6 +250,15 @@ impl<D: Disk, C: Clock> Driver<D, C> {
                 rpc_addr: self.config.rpc_addr.to_string(),
             };
             self.controller_request(request, Origin::Internal).await;
+        }
+        if now_ms - self.last_reassign_check_ms >= REASSIGN_CHECK_MS {
+            self.last_reassign_check_ms = now_ms;
+            self.drive_reassignments().await;
+            self.drive_decommission().await;
+        }
+        if now_ms - self.last_leader_report_ms >= LEADER_REPORT_MS {
+            self.last_leader_report_ms = now_ms;
+            self.send_leader_reports();
         }
         if now_ms - self.last_preferred_check_ms >= PREFERRED_LEADER_CHECK_MS {
             self.last_preferred_check_ms = now_ms;
@@ -365,6 +381,9 @@ impl<D: Disk, C: Clock> Driver<D, C> {
                 match ControllerRequest::decode(&payload) {
                     Some(ControllerRequest::ElectPreferred { topic, partition }) => {
                         self.elect_preferred(topic, partition, origin).await
+                    }
+                    Some(ControllerRequest::LeaderReport { partitions }) => {
+                        self.receive_leader_report(from, partitions)
                     }
                     Some(request) => self.controller_request(request, origin).await,
                     None => self.answer(origin, ControllerReply::refused(error_code::INVALID_REQUEST, "undecodable")),

@@ -9,7 +9,7 @@ use crate::partition::Partition;
 use crate::replication::{Executed, Outgoing, Replica, ReplicaError};
 use bytes::{Bytes, BytesMut};
 use sluice_io::Disk;
-use sluice_raft::{Input, ProposeError, Role};
+use sluice_raft::{Input, MembershipChange, ProposeError, Role};
 use sluice_rpc::{GroupId, Outbox, Pushed, RaftMessage};
 use sluice_storage::PartitionLog;
 use sluice_types::{NodeId, Offset, Term};
@@ -113,6 +113,26 @@ impl<D: Disk> Group<D> {
         (answer, self.finish(log, Ok(executed), out, outbox, now_ms), log_append_time)
     }
 
+    /// Leader: proposes one membership change driven by reassignment `epoch` (`reassign.rs`).
+    pub async fn propose_membership(
+        &mut self,
+        change: MembershipChange,
+        epoch: Offset,
+        disk: &D,
+        now_ms: i64,
+        outbox: &mut Outbox,
+    ) -> (Result<(), ProposeError>, Stepped) {
+        let partition = self.partition.clone();
+        let mut log = partition.lock().await;
+        let mut out = Vec::new();
+        let proposed = self.replica.propose_membership(change, epoch, disk, &mut log, now_ms, &mut out).await;
+        match proposed {
+            Ok(Ok(executed)) => (Ok(()), self.finish(log, Ok(executed), out, outbox, now_ms)),
+            Ok(Err(refused)) => (Err(refused), Stepped::default()),
+            Err(error) => fatal(self.id, error),
+        }
+    }
+
     /// After a replica call: publish what changed while the log is still locked, release the
     /// lock, then queue the outgoing messages.
     fn finish(
@@ -192,7 +212,7 @@ impl<D: Disk> Group<D> {
         });
     }
 
-    /// Leader: itself and every member caught up within the lag time; empty elsewhere.
+    /// Leader: itself and every voter caught up within the lag time; empty elsewhere.
     fn isr(&self, now_ms: i64) -> Vec<NodeId> {
         let raft = self.replica.raft();
         if raft.role() != Role::Leader {
@@ -200,9 +220,10 @@ impl<D: Disk> Group<D> {
         }
         let me = raft.id();
         let mut isr = vec![me];
-        isr.extend(
-            self.caught_up_ms.iter().filter(|(n, at)| **n != me && now_ms - **at <= self.lag_max_ms).map(|(n, _)| *n),
-        );
+        // Only voters: a learner (a reassignment's new replica) does not count toward commits.
+        let in_sync =
+            |(n, at): &(&NodeId, &i64)| **n != me && raft.voters().contains(*n) && now_ms - **at <= self.lag_max_ms;
+        isr.extend(self.caught_up_ms.iter().filter(in_sync).map(|(n, _)| *n));
         isr.sort();
         isr
     }

@@ -24,3 +24,16 @@ pub const APPLY_READ_BYTES: u32 = 1 << 20;
 pub const SHUTDOWN_TRANSFER_MS: u64 = 3000;
 /// Decompression bound for a controller log record (commands are at most a few MiB).
 pub const COMMAND_RECORD_BYTES_MAX: u64 = 16 << 20;
+/// How often group leaders step their reassignments and the controller leader its decommissions.
+pub const REASSIGN_CHECK_MS: i64 = 500;
+/// How long a group leader waits before reporting a completed move again (the report is not
+/// answered; the applied metadata shows whether it landed).
+pub const COMPLETION_RESEND_MS: i64 = 2000;
+/// Partitions the controller leader starts moving off decommissioning brokers per check.
+pub const DECOMMISSION_MOVES_PER_CHECK: usize = 16;
+/// How often a broker tells every peer which partitions it leads, with their ISR.
+pub const LEADER_REPORT_MS: i64 = 1000;
+/// A leader report older than this no longer counts (its leader may be gone).
+pub const LEADER_REPORT_STALE_MS: i64 = 5 * LEADER_REPORT_MS;
+/// Partitions per leader report message (a broker leading more sends several).
+pub const LEADER_REPORT_PARTITIONS_MAX: usize = 4096;

@@ -11,6 +11,7 @@ use super::ControllerReply;
 use super::driver::{Driver, raft_config};
 use super::groups::Group;
 use super::limits::{APPLY_READ_BYTES, COMMAND_RECORD_BYTES_MAX};
+use super::reassign;
 use crate::partition::{Partition, ReplicaView};
 use crate::replication::Replica;
 use crate::topic_config::TopicConfig;
@@ -112,6 +113,9 @@ impl<D: Disk, C: Clock> Driver<D, C> {
             let existing = self.state.topics.get(&meta_topic.name);
             let mut partitions = existing.as_ref().map(|t| t.partitions.clone()).unwrap_or_default();
             let had = partitions.len();
+            for (index, placement) in meta_topic.partitions.iter().enumerate().take(had) {
+                self.reconcile_members(&meta_topic, placement, &partitions[index], &config).await;
+            }
             for (index, placement) in meta_topic.partitions.iter().enumerate().skip(had) {
                 let index = i32::try_from(index).expect("partition counts are bounded");
                 let (partition, campaign) = self.open_partition(&meta_topic, index, placement, &config).await;
@@ -145,36 +149,88 @@ impl<D: Disk, C: Clock> Driver<D, C> {
         placement: &PartitionPlacement,
         config: &TopicConfig,
     ) -> (Arc<Partition<D>>, Option<GroupId>) {
-        let log = self
-            .state
-            .topics
-            .open_log(&topic.name, Uuid::from_bytes(topic.topic_id.0), index, config, self.now_ms())
-            .await
-            .unwrap_or_else(|error| panic!("opening partition {}-{index} failed: {error}", topic.name));
+        let hosted = placement.members.contains(&self.me);
+        let topic_id = Uuid::from_bytes(topic.topic_id.0);
+        let registry = &self.state.topics;
+        let open = registry.open_log(&topic.name, topic_id, index, config, self.now_ms()).await;
+        let log = open.unwrap_or_else(|error| panic!("opening partition {}-{index} failed: {error}", topic.name));
         let group = GroupId::Partition { topic_id: topic.topic_id, partition: PartitionId(index) };
-        let local = placement.replicas.contains(&self.me);
-        let mut view = ReplicaView::new(group, placement.replicas.clone(), local);
-        if !local {
-            return (Arc::new(Partition::replicated(topic.name.clone(), index, log, view)), None);
+        let view = ReplicaView::new(group, reassign::reported_replicas(placement), false);
+        let partition = Arc::new(Partition::replicated(topic.name.clone(), index, log, view));
+        if !hosted {
+            // A replica that moved away while this broker was down: the group no longer counts
+            // it (a completed move, `reassign.rs`), so its data goes.
+            let stale = registry.has_data(&topic.name, index).await;
+            if stale.unwrap_or_else(|error| panic!("listing partition {}-{index} failed: {error}", topic.name)) {
+                tracing::info!(topic = %topic.name, partition = index, "deleting a replica moved off this broker");
+                self.wipe(&partition, topic_id, config).await;
+            }
+            return (partition, None);
         }
-        let voters: BTreeSet<NodeId> = placement.replicas.iter().copied().collect();
+        self.open_replica(&partition, placement).await;
+        let campaign = (placement.desired().first() == Some(&self.me)).then_some(group);
+        (partition, campaign)
+    }
+
+    /// Opens this broker's replica of `partition` on its log and starts driving its group. A
+    /// replica starts from the group's initial configuration and replays the membership
+    /// entries of its log (or of the leader's, when it joins by reassignment).
+    async fn open_replica(&mut self, partition: &Arc<Partition<D>>, placement: &PartitionPlacement) {
+        let view = partition.replica_view().expect("a cluster partition has a view");
+        let voters: BTreeSet<NodeId> = placement.initial_voters.iter().copied().collect();
         let membership = Membership { voters, learners: BTreeSet::new() };
+        let log = partition.lock().await;
         let dir = log.dir().to_path_buf();
         let replica = Replica::open(raft_config(self.me), &self.state.disk, &dir, &log, membership)
             .await
-            .unwrap_or_else(|error| panic!("opening the replica of {}-{index} failed: {error}", topic.name));
-        view.commit = replica.raft().committed();
-        view.leader_epoch = replica.raft().term();
-        let partition = Arc::new(Partition::replicated(topic.name.clone(), index, log, view));
+            .unwrap_or_else(|error| panic!("opening the replica of {:?} failed: {error}", view.group));
+        let (commit, term) = (replica.raft().committed(), replica.raft().term());
+        partition.update_view(&log, |view| {
+            view.local = true;
+            view.commit = view.commit.max(commit);
+            view.leader_epoch = term;
+        });
+        drop(log);
         let group_state = Group {
-            id: group,
+            id: view.group,
             replica,
             partition: partition.clone(),
             caught_up_ms: BTreeMap::new(),
             lag_max_ms: self.config.replica_lag_time_max_ms,
         };
-        self.groups.insert(group, group_state);
-        let campaign = (placement.replicas.first() == Some(&self.me)).then_some(group);
-        (partition, campaign)
+        self.groups.insert(view.group, group_state);
+    }
+
+    /// An existing partition whose members changed (a reassignment): open a replica for a
+    /// broker that joins, delete the replica of one that left, and report the new replicas.
+    async fn reconcile_members(
+        &mut self,
+        topic: &sluice_meta::Topic,
+        placement: &PartitionPlacement,
+        partition: &Arc<Partition<D>>,
+        config: &TopicConfig,
+    ) {
+        let Some(view) = partition.replica_view() else { return };
+        let reported = reassign::reported_replicas(placement);
+        if view.replicas != reported {
+            partition.update_view_only(|view| view.replicas = reported);
+        }
+        let hosted = placement.members.contains(&self.me);
+        let has_group = self.groups.contains_key(&view.group);
+        if hosted && !has_group {
+            tracing::info!(topic = %topic.name, partition = partition.index, "opening a replica moved to this broker");
+            self.open_replica(partition, placement).await;
+        } else if !hosted && has_group {
+            tracing::info!(topic = %topic.name, partition = partition.index, "deleting a replica moved off this broker");
+            self.groups.remove(&view.group);
+            self.wipe(partition, Uuid::from_bytes(topic.topic_id.0), config).await;
+        }
+    }
+
+    async fn wipe(&self, partition: &Arc<Partition<D>>, topic_id: Uuid, config: &TopicConfig) {
+        let wiped = self.state.topics.wipe_partition(partition, topic_id, config, self.now_ms()).await;
+        wiped.unwrap_or_else(|error| {
+            panic!("deleting the replica of {}-{} failed: {error}", partition.topic, partition.index)
+        });
     }
 }

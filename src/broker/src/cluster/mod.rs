@@ -15,8 +15,10 @@ mod controller;
 mod driver;
 mod flush_reports;
 mod groups;
+mod leader_reports;
 pub mod limits;
 mod metadata;
+pub mod reassign;
 
 pub use controller::{ControllerReply, ControllerRequest};
 pub use driver::spawn_driver;

@@ -147,17 +147,17 @@ pub fn describe_topic<D: Disk, C: Clock>(
         .map(|p| {
             if let Some(view) = p.replica_view() {
                 let ids = |nodes: &[sluice_types::NodeId]| nodes.iter().map(|n| BrokerId(n.0)).collect::<Vec<_>>();
-                // Only the leader knows the ISR; elsewhere the replicas stand in for it.
-                let isr = if view.isr.is_empty() { ids(&view.replicas) } else { ids(&view.isr) };
-                let leader = view.leader.map_or(BrokerId(-1), |n| BrokerId(n.0));
-                let code = if view.leader.is_some() { error_code::NONE } else { error_code::LEADER_NOT_AVAILABLE };
+                let me = sluice_types::NodeId(state.config.node_id);
+                let stale_ms = crate::cluster::limits::LEADER_REPORT_STALE_MS;
+                let (leader, leader_epoch, isr) = view.leadership(me, state.clock.wall_ms(), stale_ms);
+                let code = if leader.is_some() { error_code::NONE } else { error_code::LEADER_NOT_AVAILABLE };
                 return MetadataResponsePartition::default()
                     .with_error_code(code)
                     .with_partition_index(p.index)
-                    .with_leader_id(leader)
-                    .with_leader_epoch(if version >= 7 { view.leader_epoch.0 } else { -1 })
+                    .with_leader_id(leader.map_or(BrokerId(-1), |n| BrokerId(n.0)))
+                    .with_leader_epoch(if version >= 7 { leader_epoch.0 } else { -1 })
                     .with_replica_nodes(ids(&view.replicas))
-                    .with_isr_nodes(isr);
+                    .with_isr_nodes(ids(&isr));
             }
             MetadataResponsePartition::default()
                 .with_partition_index(p.index)

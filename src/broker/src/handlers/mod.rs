@@ -8,6 +8,7 @@ pub mod fetch;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
+pub mod reassign;
 pub mod topics_admin;
 
 use kafka_protocol::messages::TopicName;

@@ -20,7 +20,7 @@
 //! The position before the log start and the membership as of it survive restarts in
 //! `raft.start.json` (the segments that held them may be gone).
 
-use super::entries::{EntryError, control_batch, entry_meta};
+use super::entries::{EntryError, control_batch, entry_meta, membership_epoch};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sluice_io::{Disk, read_file, write_file_atomic};
@@ -80,6 +80,14 @@ struct StartRecord {
     before_start_term: i32,
     voters: Vec<i32>,
     learners: Vec<i32>,
+    /// The newest membership epoch of the removed prefix (absent in records written before
+    /// reassignment existed: -1).
+    #[serde(default = "no_epoch")]
+    membership_epoch: i64,
+}
+
+fn no_epoch() -> i64 {
+    -1
 }
 
 pub struct Replica {
@@ -87,6 +95,11 @@ pub struct Replica {
     dir: PathBuf,
     /// Sends waiting until the log is durable through `.0` (an offset: the log end then).
     held: VecDeque<(Offset, Envelope)>,
+    /// The newest epoch any membership entry of this log has carried (-1: none). It only grows,
+    /// truncation included: a leader whose metadata is older does not drive a reassignment.
+    membership_epoch: Offset,
+    /// The epoch the membership entry being proposed carries.
+    proposing_epoch: Offset,
 }
 
 impl Replica {
@@ -104,6 +117,7 @@ impl Replica {
         let start = read_start(disk, dir).await?;
         let mut entries = Vec::new();
         let mut first_base = None;
+        let mut epoch_seen = Offset(-1);
         let mut offset = log.log_start_offset();
         let end = log.log_end_offset();
         while offset < end {
@@ -112,13 +126,20 @@ impl Replica {
             assert!(!buffer.is_empty(), "a read below the log end returns a batch");
             for batch in batches(&buffer) {
                 let (header, range) = batch.map_err(StorageError::from)?;
-                entries.push(entry_meta(&buffer.slice(range))?);
+                let bytes = buffer.slice(range);
+                entries.push(entry_meta(&bytes)?);
+                if let Some(epoch) = membership_epoch(&bytes)? {
+                    epoch_seen = epoch_seen.max(epoch);
+                }
                 first_base.get_or_insert(header.base_offset);
                 offset = header.next_offset();
             }
         }
         let (before_start, membership) = match start {
-            Some((position, membership)) => (position, membership),
+            Some((position, membership, epoch)) => {
+                epoch_seen = epoch_seen.max(epoch);
+                (position, membership)
+            }
             // No record yet: the log starts at its first batch (or is empty). The term before
             // it is unknown; the first batch's term is a lower bound a leader's consistency
             // check corrects (it sends LogStart).
@@ -133,11 +154,44 @@ impl Replica {
         entries.retain(|e| e.index > before_start.index);
         let raft_log = RaftLog::recovered(before_start, entries, before_start.index);
         let raft = Raft::new(config, membership.voters, membership.learners, hard, raft_log);
-        Ok(Replica { raft, dir: dir.to_path_buf(), held: VecDeque::new() })
+        Ok(Replica {
+            raft,
+            dir: dir.to_path_buf(),
+            held: VecDeque::new(),
+            membership_epoch: epoch_seen,
+            proposing_epoch: Offset(-1),
+        })
     }
 
     pub fn raft(&self) -> &Raft {
         &self.raft
+    }
+
+    /// The newest epoch a membership entry of this log carried (-1: none).
+    pub fn membership_epoch(&self) -> Offset {
+        self.membership_epoch
+    }
+
+    /// Leader: proposes one membership change (Raft thesis §4.1), driven by the reassignment of
+    /// controller epoch `epoch`, which the entry records.
+    pub async fn propose_membership<D: Disk>(
+        &mut self,
+        change: sluice_raft::MembershipChange,
+        epoch: Offset,
+        disk: &D,
+        log: &mut PartitionLog<D>,
+        now_ms: i64,
+        out: &mut Vec<Outgoing>,
+    ) -> Result<Result<Executed, sluice_raft::ProposeError>, ReplicaError> {
+        assert!(epoch >= self.membership_epoch, "a change is driven by metadata at least as new as the log's");
+        let (_, effects) = match self.raft.propose_membership(change) {
+            Ok(proposed) => proposed,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        self.proposing_epoch = epoch;
+        let executed = self.execute(effects, disk, log, &BTreeMap::new(), now_ms, out).await;
+        self.proposing_epoch = Offset(-1);
+        Ok(Ok(executed?))
     }
 
     pub fn held_len(&self) -> usize {
@@ -241,10 +295,14 @@ impl Replica {
                             (Some(batch), _) => batch.clone(),
                             (None, EntryKind::LeaderNoop | EntryKind::Membership(_)) => {
                                 let leader = self.raft.id();
-                                control_batch(entry.kind, entry.index, entry.term, leader, now_ms)
+                                let epoch = self.proposing_epoch;
+                                control_batch(entry.kind, entry.index, entry.term, leader, epoch, now_ms)
                             }
                             (None, EntryKind::Data) => return Err(ReplicaError::MissingBatch(entry.index)),
                         };
+                        if let Some(epoch) = membership_epoch(&batch)? {
+                            self.membership_epoch = self.membership_epoch.max(epoch);
+                        }
                         let appended = log.append_replicated(batch, now_ms).await?;
                         assert_eq!(appended.last_offset, entry.index, "the batch is the entry");
                     }
@@ -253,7 +311,7 @@ impl Replica {
                 }
                 Effect::ResetLog { before_start, membership } => {
                     log.reset_to(before_start.index.next(), now_ms).await?;
-                    write_start(disk, &self.dir, before_start, &membership).await?;
+                    write_start(disk, &self.dir, before_start, &membership, self.membership_epoch).await?;
                     dirty = false;
                 }
                 Effect::Send(envelope) => {
@@ -301,11 +359,11 @@ impl Replica {
         assert!(effects.is_empty(), "moving the log start has no effects");
         let before_start = self.raft.log().before_start();
         let membership = self.raft.membership_at(before_start.index);
-        write_start(disk, &self.dir, before_start, &membership).await
+        write_start(disk, &self.dir, before_start, &membership, self.membership_epoch).await
     }
 }
 
-async fn read_start<D: Disk>(disk: &D, dir: &Path) -> Result<Option<(LogPosition, Membership)>, ReplicaError> {
+async fn read_start<D: Disk>(disk: &D, dir: &Path) -> Result<Option<(LogPosition, Membership, Offset)>, ReplicaError> {
     let Some(bytes) = read_file(disk, &dir.join(START_FILE)).await? else { return Ok(None) };
     let record: StartRecord = serde_json::from_slice(&bytes).map_err(|e| ReplicaError::StartFile(e.to_string()))?;
     if record.version != 1 {
@@ -314,7 +372,7 @@ async fn read_start<D: Disk>(disk: &D, dir: &Path) -> Result<Option<(LogPosition
     let position = LogPosition { term: Term(record.before_start_term), index: Offset(record.before_start_index) };
     let voters: BTreeSet<NodeId> = record.voters.into_iter().map(NodeId).collect();
     let learners: BTreeSet<NodeId> = record.learners.into_iter().map(NodeId).collect();
-    Ok(Some((position, Membership { voters, learners })))
+    Ok(Some((position, Membership { voters, learners }, Offset(record.membership_epoch))))
 }
 
 async fn write_start<D: Disk>(
@@ -322,6 +380,7 @@ async fn write_start<D: Disk>(
     dir: &Path,
     before_start: LogPosition,
     membership: &Membership,
+    membership_epoch: Offset,
 ) -> Result<(), ReplicaError> {
     let record = StartRecord {
         version: 1,
@@ -329,6 +388,7 @@ async fn write_start<D: Disk>(
         before_start_term: before_start.term.0,
         voters: membership.voters.iter().map(|n| n.0).collect(),
         learners: membership.learners.iter().map(|n| n.0).collect(),
+        membership_epoch: membership_epoch.0,
     };
     let bytes = serde_json::to_vec(&record).expect("a start record serializes");
     write_file_atomic(disk, &dir.join(START_FILE), Bytes::from(bytes)).await?;

@@ -88,6 +88,10 @@ struct Running {
 impl TestBroker {
     /// Starts a broker with `dev_defaults`, a fresh data dir and free ports, after `configure`.
     pub fn start(configure: impl FnOnce(&mut BrokerConfig)) -> TestBroker {
+        // `SLUICE_TEST_LOG=sluice_broker=info` shows the brokers' logs (with `--nocapture`).
+        if let Ok(filter) = std::env::var("SLUICE_TEST_LOG") {
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+        }
         let data_dir = tempfile::tempdir().expect("temporary data dir");
         let mut config = BrokerConfig::dev_defaults();
         config.data_dir = data_dir.path().to_path_buf();

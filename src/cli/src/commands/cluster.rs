@@ -18,13 +18,65 @@ pub enum ClusterCommand {
     Info,
     /// Unreachable brokers, the controller, leaderless and under-replicated partitions.
     Health,
+    /// Move every replica off a broker, then report it drained (through a broker's admin port).
+    Decommission {
+        /// The broker to drain.
+        node_id: i32,
+        /// Any broker's admin endpoint, host:port.
+        #[arg(long, default_value = "127.0.0.1:9644")]
+        admin_addr: String,
+        /// Start the decommission and return without waiting for it to finish.
+        #[arg(long)]
+        no_wait: bool,
+        /// How long to wait for the replicas to move.
+        #[arg(long, default_value_t = 600)]
+        timeout_s: u64,
+    },
 }
+
+/// How often `decommission` asks for progress while it waits.
+const DECOMMISSION_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
 pub async fn run(client: &mut Client, command: ClusterCommand, format: OutputFormat) -> anyhow::Result<()> {
     match command {
         ClusterCommand::Info => info(client, format).await,
         ClusterCommand::Health => health(client, format).await,
+        ClusterCommand::Decommission { node_id, admin_addr, no_wait, timeout_s } => {
+            decommission(node_id, &admin_addr, no_wait, timeout_s, format).await
+        }
     }
+}
+
+/// `PUT /v1/brokers/{id}/decommission`, then polls its status until no replica is left.
+async fn decommission(
+    node_id: i32,
+    admin_addr: &str,
+    no_wait: bool,
+    timeout_s: u64,
+    format: OutputFormat,
+) -> anyhow::Result<()> {
+    use super::admin_http::call;
+    let path = format!("/v1/brokers/{node_id}/decommission");
+    let (status, body) = call(admin_addr, hyper::Method::PUT, &path).await?;
+    anyhow::ensure!(status == 200, "decommission of broker {node_id} refused ({status}): {body}");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(timeout_s);
+    let mut last = body;
+    while !no_wait && last["done"] != serde_json::Value::Bool(true) {
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "broker {node_id} still holds replicas: {last}");
+        tokio::time::sleep(DECOMMISSION_POLL).await;
+        let (status, body) = call(admin_addr, hyper::Method::GET, &path).await?;
+        anyhow::ensure!(status == 200, "decommission status of broker {node_id} ({status}): {body}");
+        last = body;
+    }
+    match format {
+        OutputFormat::Json => print_json(&last),
+        OutputFormat::Text => {
+            let remaining = last["replicas_remaining"].as_u64().unwrap_or_default();
+            let state = if last["done"] == serde_json::Value::Bool(true) { "drained" } else { "draining" };
+            println!("broker {node_id} {state}: {remaining} partition replicas remaining");
+        }
+    }
+    Ok(())
 }
 
 async fn info(client: &mut Client, format: OutputFormat) -> anyhow::Result<()> {

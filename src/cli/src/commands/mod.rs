@@ -7,6 +7,7 @@
 //! for `consume`); one row per item with its status; a non-zero exit (an `Err` from [`run`])
 //! when any item fails, naming the Kafka error (`TOPIC_ALREADY_EXISTS`).
 
+mod admin_http;
 mod cluster;
 mod consume;
 mod produce;
