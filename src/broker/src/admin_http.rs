@@ -1,7 +1,8 @@
 //! The admin HTTP endpoint: `/v1/status/live`, `/v1/status/ready`, `/metrics`, and in cluster
 //! mode `/v1/cluster` (this node, the controller, the registered brokers) and
 //! `/v1/partitions/{topic}/{partition}` (this node's replica: term, role, leader, commit, log
-//! start and end, and on the leader each replica's acknowledged offset and lag).
+//! start and end, and on the leader each replica's acknowledged offset and lag), and
+//! `PUT`/`GET /v1/brokers/{id}/decommission` (start draining a broker; its progress).
 //!
 //! Shapes follow Redpanda's admin API (reference/style.md §B.4): live is 200 while the process
 //! serves; ready is 200 `{"status":"ready"}` once recovery finished and the Kafka listener is
