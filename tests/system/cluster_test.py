@@ -206,6 +206,17 @@ class Stream(threading.Thread):
             problems.append(f"producer fatal error: {self.fatal}")
         return problems
 
+    def stop_and_report(self) -> tuple[bool, list[Ack]]:
+        """Stop (flush, join), print any problem and the acks per phase; returns (no problem, acks)."""
+        problems = self.finish()
+        for prob in problems:
+            print(f"  FAIL {prob}")
+        acks = self.snapshot()
+        phases = sorted({x.phase for x in acks})
+        print(f"  stream stopped: {self.summary()}; acks by phase "
+              f"{ {ph: sum(1 for x in acks if x.phase == ph) for ph in phases} }")
+        return not problems, acks
+
     def summary(self) -> str:
         return f"sent {self.sent}, acked {len(self.acks)}, failed deliveries {self.failed}" + (
             f" (e.g. {self.fail_examples[0]})" if self.fail_examples else "")
@@ -442,12 +453,8 @@ def scenario_failover(run: Run, a, idempotent: bool) -> bool:
     except BaseException:
         stream.abandon()
         raise
-    for prob in stream.finish():
-        print(f"  FAIL {prob}")
-        ok = False
-    acks = stream.snapshot()
-    print(f"  stream stopped: {stream.summary()}; acks by phase "
-          f"{ {ph: sum(1 for x in acks if x.phase == ph) for ph in (0, 1, 2)} }")
+    stopped, acks = stream.stop_and_report()
+    ok &= stopped
     if not any(x.phase == 2 for x in acks):
         print("  FAIL no acks after the restart")
         ok = False
@@ -541,13 +548,9 @@ def scenario_whole_crash(run: Run, a) -> bool:
     except BaseException:
         stream.abandon()
         raise
-    for prob in stream.finish():
-        print(f"  FAIL {prob}")
-        ok = False
-    acks = stream.snapshot()
+    stopped, acks = stream.stop_and_report()
+    ok &= stopped
     phases = {x.phase for x in acks}
-    print(f"  stream stopped: {stream.summary()}; acks by phase "
-          f"{ {ph: sum(1 for x in acks if x.phase == ph) for ph in sorted(phases)} }")
     if len(phases) < a.cycles + 1:
         print(f"  FAIL acks came in phases {sorted(phases)}; every cluster life 0..{a.cycles} should ack something")
         ok = False
@@ -829,12 +832,8 @@ def scenario_decommission(run: Run, a) -> bool:
     except BaseException:
         stream.abandon()
         raise
-    for prob in stream.finish():
-        print(f"  FAIL {prob}")
-        ok = False
-    acks = stream.snapshot()
-    print(f"  stream stopped: {stream.summary()}; acks by phase "
-          f"{ {ph: sum(1 for x in acks if x.phase == ph) for ph in (0, 1, 2)} }")
+    stopped, acks = stream.stop_and_report()
+    ok &= stopped
     if not any(x.phase == 2 for x in acks):
         print("  FAIL no acks after the decommission")
         ok = False

@@ -82,6 +82,21 @@ pub struct LeaderReport {
 pub type LeadershipView = (Option<NodeId>, Term, Vec<NodeId>);
 
 impl ReplicaView {
+    pub fn new(group: GroupId, replicas: Vec<NodeId>, local: bool) -> ReplicaView {
+        ReplicaView {
+            group,
+            replicas,
+            local,
+            leader: None,
+            leader_epoch: Term(0),
+            commit: Offset(-1),
+            isr: Vec::new(),
+            role: "none",
+            matched: Vec::new(),
+            reported: None,
+        }
+    }
+
     /// The leader, its epoch and the ISR as this broker knows them: its own when it leads, else
     /// the leader's latest report when that is fresh and not older than this broker's own Raft
     /// view, else its Raft view with the replicas standing in for the ISR.
@@ -96,23 +111,6 @@ impl ReplicaView {
             return (Some(report.leader), report.leader_epoch, report.isr.clone());
         }
         (self.leader, self.leader_epoch, self.replicas.clone())
-    }
-}
-
-impl ReplicaView {
-    pub fn new(group: GroupId, replicas: Vec<NodeId>, local: bool) -> ReplicaView {
-        ReplicaView {
-            group,
-            replicas,
-            local,
-            leader: None,
-            leader_epoch: Term(0),
-            commit: Offset(-1),
-            isr: Vec::new(),
-            role: "none",
-            matched: Vec::new(),
-            reported: None,
-        }
     }
 }
 

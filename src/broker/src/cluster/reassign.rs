@@ -166,18 +166,19 @@ impl<D: Disk, C: Clock> Driver<D, C> {
                 continue;
             }
             let step = next_step(raft, placement.desired(), placement.is_moving());
+            // The completion report is only built for the step that sends it.
+            let report = (step == MoveStep::Complete).then(|| ControllerRequest::CompleteReassignment {
+                topic: topic.name.clone(),
+                topic_id: topic_id.to_string(),
+                partition: partition.0,
+                epoch: placement.reassignment_epoch.0,
+                replicas: placement.desired().iter().map(|n| n.0).collect(),
+            });
             if step != MoveStep::Wait {
-                let request = ControllerRequest::CompleteReassignment {
-                    topic: topic.name.clone(),
-                    topic_id: topic_id.to_string(),
-                    partition: partition.0,
-                    epoch: placement.reassignment_epoch.0,
-                    replicas: placement.desired().iter().map(|n| n.0).collect(),
-                };
-                steps.push((*id, step, placement.reassignment_epoch, request));
+                steps.push((*id, step, placement.reassignment_epoch, report));
             }
         }
-        for (id, step, epoch, request) in steps {
+        for (id, step, epoch, report) in steps {
             match step {
                 MoveStep::Change(change) => {
                     let Some(group) = self.groups.get_mut(&id) else { continue };
@@ -195,7 +196,8 @@ impl<D: Disk, C: Clock> Driver<D, C> {
                     if now_ms - last >= COMPLETION_RESEND_MS {
                         self.completions.insert(id, now_ms);
                         tracing::info!(group = ?id, epoch = %epoch, "reassignment: the group has its target");
-                        self.controller_request(request, Origin::Internal).await;
+                        let report = report.expect("built for a completion");
+                        self.controller_request(report, Origin::Internal).await;
                     }
                 }
                 MoveStep::Wait => unreachable!("filtered above"),
