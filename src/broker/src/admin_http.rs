@@ -22,13 +22,15 @@ use tokio::sync::watch;
 
 struct AdminState<D: Disk, C: Clock> {
     broker: Arc<BrokerState<D, C>>,
-    metrics: PrometheusHandle,
+    /// `None` when the process exports no metrics (the simulator: building a recorder
+    /// calibrates a TSC clock, which spins forever on madsim's virtual time).
+    metrics: Option<PrometheusHandle>,
 }
 
 pub(crate) async fn serve<D: Disk, C: Clock>(
     listener: TcpListener,
     broker: Arc<BrokerState<D, C>>,
-    metrics: PrometheusHandle,
+    metrics: Option<PrometheusHandle>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let state = Arc::new(AdminState { broker, metrics });
@@ -43,9 +45,22 @@ pub(crate) async fn serve<D: Disk, C: Clock>(
     let stop = async move {
         let _ = shutdown.changed().await;
     };
+    serve_app(listener, app, stop).await;
+}
+
+#[cfg(not(madsim))]
+async fn serve_app(listener: TcpListener, app: Router, stop: impl Future<Output = ()> + Send + 'static) {
     if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
         tracing::error!(%error, "admin HTTP server failed");
     }
+}
+
+/// Under simulation the admin endpoint is not served: axum needs real tokio's listener, and the
+/// simulator observes brokers through the Kafka API (reference/dst.md §4.3).
+#[cfg(madsim)]
+async fn serve_app(listener: TcpListener, app: Router, stop: impl Future<Output = ()> + Send + 'static) {
+    drop((listener, app));
+    stop.await;
 }
 
 async fn ready<D: Disk, C: Clock>(State(state): State<Arc<AdminState<D, C>>>) -> (StatusCode, &'static str) {
@@ -64,7 +79,7 @@ async fn render<D: Disk, C: Clock>(State(state): State<Arc<AdminState<D, C>>>) -
     metrics::gauge!("sluice_partitions_leader").set(f64::from(health.led));
     metrics::gauge!("sluice_partitions_under_replicated").set(health.under_replicated.len() as f64);
     metrics::gauge!("sluice_partitions_leaderless").set(health.leaderless.len() as f64);
-    state.metrics.render()
+    state.metrics.as_ref().map(PrometheusHandle::render).unwrap_or_default()
 }
 
 /// This broker's share of partition health: what it leads (every partition on a single node),

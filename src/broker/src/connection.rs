@@ -54,7 +54,7 @@ pub async fn serve_connection<D: Disk, C: Clock>(
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%peer, %error, "set_nodelay failed");
     }
-    let (reader, mut writer) = stream.into_split();
+    let (reader, mut writer) = sluice_io::split_tcp(stream);
     let (frames_tx, mut frames) = mpsc::channel::<Frame>(IN_FLIGHT_REQUESTS_PER_CONNECTION_MAX);
     let frame_bytes_max = state.config.socket_request_max_bytes;
     let budget = state.request_bytes.clone();
@@ -98,11 +98,7 @@ pub async fn serve_connection<D: Disk, C: Clock>(
 }
 
 /// On shutdown: finish what is in flight, within a bound.
-async fn drain(
-    writer: &mut tokio::net::tcp::OwnedWriteHalf,
-    in_flight: &mut FuturesOrdered<Pending>,
-    peer: SocketAddr,
-) {
+async fn drain(writer: &mut sluice_io::TcpWriteHalf, in_flight: &mut FuturesOrdered<Pending>, peer: SocketAddr) {
     let deadline = tokio::time::sleep(Duration::from_millis(SHUTDOWN_DRAIN_MS_MAX));
     tokio::pin!(deadline);
     while !in_flight.is_empty() {
@@ -119,7 +115,7 @@ async fn drain(
     }
 }
 
-async fn write_response(writer: &mut tokio::net::tcp::OwnedWriteHalf, encoded: Encoded, peer: SocketAddr) -> bool {
+async fn write_response(writer: &mut sluice_io::TcpWriteHalf, encoded: Encoded, peer: SocketAddr) -> bool {
     let api = api_name(encoded.api_key);
     metrics::histogram!("sluice_request_duration_seconds", "api" => api)
         .record(encoded.started.elapsed().as_secs_f64());
@@ -141,7 +137,7 @@ type Frame = (Bytes, OwnedSemaphorePermit);
 /// Reads size-prefixed frames until EOF, an error, or a frame over the limit. Before reading a
 /// frame's body it takes the frame's size from the broker-wide budget, waiting if needed.
 async fn read_frames(
-    mut reader: tokio::net::tcp::OwnedReadHalf,
+    mut reader: sluice_io::TcpReadHalf,
     frames: mpsc::Sender<Frame>,
     frame_bytes_max: u32,
     budget: Arc<Semaphore>,

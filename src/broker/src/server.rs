@@ -21,7 +21,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinSet;
+use tokio::task::JoinHandle;
 
 /// Latency buckets, in seconds, for every `*_seconds` histogram.
 const LATENCY_BUCKETS_SECONDS: &[f64] =
@@ -35,12 +35,13 @@ pub fn install_metrics_recorder() -> anyhow::Result<PrometheusHandle> {
     Ok(handle)
 }
 
-/// Runs a broker until `shutdown` turns true. Returns after a clean shutdown.
+/// Runs a broker until `shutdown` turns true. Returns after a clean shutdown. `metrics` is the
+/// installed recorder `/metrics` renders (`None`: no metrics export).
 pub async fn run<D: Disk, C: Clock>(
     config: BrokerConfig,
     disk: D,
     clock: C,
-    metrics: PrometheusHandle,
+    metrics: Option<PrometheusHandle>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let (flush, flush_receiver) = flush_queue();
@@ -65,7 +66,7 @@ pub async fn run<D: Disk, C: Clock>(
     let admin_task = tokio::spawn(admin_http::serve(admin, state.clone(), metrics, shutdown.clone()));
     let maintenance_task = tokio::spawn(maintenance::run(state.clone(), shutdown.clone()));
     state.ready.store(true, Ordering::Release);
-    let mut connections = JoinSet::new();
+    let mut connections = Connections::default();
     accept_loop(&state, &kafka, &mut connections, shutdown.clone()).await;
     drop(kafka);
     if let Some(cluster) = &state.cluster {
@@ -78,13 +79,13 @@ pub async fn run<D: Disk, C: Clock>(
             tracing::info!(leaderships_left = ?left.ok().and_then(Result::ok), "leadership transfer finished");
         }
     }
-    tracing::info!(connections = connections.len(), "shutting down: draining connections");
-    let drained = tokio::time::timeout(Duration::from_millis(SHUTDOWN_DRAIN_MS_MAX + 1000), async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        connections.abort_all();
+    tracing::info!(connections = connections.tasks.len(), "shutting down: draining connections");
+    let drain_deadline = tokio::time::Instant::now() + Duration::from_millis(SHUTDOWN_DRAIN_MS_MAX + 1000);
+    for task in std::mem::take(&mut connections.tasks) {
+        let abort = task.abort_handle();
+        if sluice_io::timeout_at(drain_deadline, task).await.is_err() {
+            abort.abort();
+        }
     }
     let _ = maintenance_task.await;
     let _ = admin_task.await;
@@ -105,7 +106,7 @@ pub async fn run<D: Disk, C: Clock>(
 async fn accept_loop<D: Disk, C: Clock>(
     state: &Arc<BrokerState<D, C>>,
     listener: &TcpListener,
-    connections: &mut JoinSet<()>,
+    connections: &mut Connections,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
@@ -126,15 +127,22 @@ async fn accept_loop<D: Disk, C: Clock>(
                 metrics::counter!("sluice_connections_accepted_total").increment(1);
                 let state = state.clone();
                 let shutdown = shutdown.clone();
-                connections.spawn(async move {
+                connections.tasks.retain(|task| !task.is_finished());
+                connections.tasks.push(tokio::spawn(async move {
                     serve_connection(state, stream, peer, shutdown).await;
                     drop(slot);
-                });
-                while connections.try_join_next().is_some() {}
+                }));
             }
             _ = shutdown.changed() => return,
         }
     }
+}
+
+/// The live connection tasks (at most `CONNECTIONS_MAX` unfinished ones: each holds a slot).
+/// A plain list because madsim-tokio has no `JoinSet`; finished tasks are pruned on accept.
+#[derive(Default)]
+struct Connections {
+    tasks: Vec<JoinHandle<()>>,
 }
 
 /// Flushes every partition and writes its checkpoint (recovery point = log end).

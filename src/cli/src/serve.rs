@@ -150,7 +150,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("signal received; shutting down");
         let _ = shutdown_tx.send(true);
     });
-    sluice_broker::run(config, sluice_io::StdDisk, sluice_io::SystemClock, metrics, shutdown_rx).await
+    sluice_broker::run(config, sluice_io::StdDisk, sluice_io::SystemClock, Some(metrics), shutdown_rx).await
 }
 
 async fn wait_for_signal() {

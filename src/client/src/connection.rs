@@ -46,8 +46,8 @@ const FRAME_SIZE_BYTES: usize = 4;
 pub struct Connection {
     address: String,
     client_id: StrBytes,
-    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
-    writer: tokio::net::tcp::OwnedWriteHalf,
+    reader: BufReader<sluice_io::TcpReadHalf>,
+    writer: sluice_io::TcpWriteHalf,
     correlation_id_next: i32,
     /// The broker's ranges from ApiVersions, by API key.
     broker_versions: BTreeMap<i16, (i16, i16)>,
@@ -69,7 +69,7 @@ impl Connection {
         };
         // Requests are small and written whole; do not let Nagle delay them.
         let _ = stream.set_nodelay(true);
-        let (read_half, write_half) = stream.into_split();
+        let (read_half, write_half) = sluice_io::split_tcp(stream);
         let mut connection = Connection {
             address: address.to_owned(),
             client_id: StrBytes::from_string(client_id.to_owned()),

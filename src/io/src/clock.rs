@@ -34,3 +34,15 @@ impl Clock for SystemClock {
         tokio::time::sleep(duration)
     }
 }
+
+/// `tokio::time::timeout_at`, which madsim-tokio lacks: fails with `Elapsed` once `deadline` passes.
+pub async fn timeout_at<F: Future>(deadline: Instant, future: F) -> Result<F::Output, tokio::time::error::Elapsed> {
+    #[cfg(not(madsim))]
+    {
+        tokio::time::timeout_at(deadline, future).await
+    }
+    #[cfg(madsim)]
+    {
+        tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), future).await
+    }
+}

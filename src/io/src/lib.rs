@@ -13,16 +13,20 @@
 mod atomic_file;
 mod clock;
 mod disk;
+mod net;
 mod std_disk;
 mod transport;
 
 #[cfg(feature = "sim")]
 pub mod sim_disk;
+#[cfg(all(madsim, feature = "sim"))]
+pub mod sim_net;
 pub mod tcp_transport;
 
 pub use atomic_file::{ATOMIC_FILE_BYTES_MAX, read_file, write_file_atomic};
-pub use clock::{Clock, SystemClock};
+pub use clock::{Clock, SystemClock, timeout_at};
 pub use disk::{Disk, File, OpenOptions};
+pub use net::{TcpReadHalf, TcpWriteHalf, split_tcp};
 pub use std_disk::{StdDisk, StdFile};
 pub use tcp_transport::TcpTransport;
 pub use transport::{Transport, TransportError};

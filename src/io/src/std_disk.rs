@@ -22,6 +22,8 @@ pub struct StdFile {
     file: Arc<std::fs::File>,
 }
 
+// madsim-tokio deprecates `spawn_blocking`: `StdDisk` never runs under simulation (SimDisk does).
+#[cfg_attr(madsim, allow(deprecated))]
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
     match tokio::task::spawn_blocking(work).await {
         Ok(result) => result,

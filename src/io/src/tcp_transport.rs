@@ -225,6 +225,21 @@ impl Transport for TcpTransport {
         let peers = self.peers();
         let peers = peers.as_ref().ok_or(TransportError::Closed)?;
         let peer = peers.get(&target).ok_or(TransportError::UnknownPeer(target))?;
+        #[cfg(all(madsim, feature = "sim"))]
+        {
+            // Simulation: drop, duplicate or hold back the message (sim_net.rs).
+            let fate = crate::sim_net::fate(self.inner.node_id, target);
+            if fate != crate::sim_net::Fate::DELIVER {
+                let queue = peer.queue.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(fate.delay_ms)).await;
+                    for _ in 0..fate.copies {
+                        let _ = queue.try_send(message.clone());
+                    }
+                });
+                return Ok(());
+            }
+        }
         peer.queue.try_send(message).map_err(|error| match error {
             mpsc::error::TrySendError::Full(_) => TransportError::QueueFull(target),
             mpsc::error::TrySendError::Closed(_) => TransportError::Closed,

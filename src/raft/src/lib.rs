@@ -13,7 +13,8 @@
 //! Map: `raft.rs` (state, inputs, role dispatch), `election.rs` (pre-vote, votes),
 //! `replication.rs` (append, commit rule, log start, check-quorum, transfer), `membership.rs`
 //! (single-server changes), `raft_log.rs`
-//! (the log's metadata), `progress.rs` (per-follower pipeline), `effect.rs` (the contract).
+//! (the log's metadata), `progress.rs` (per-follower pipeline), `effect.rs` (the contract),
+//! `trace.rs` (one event per state transition, for the simulator's checkers and TLA+).
 
 mod config;
 mod effect;
@@ -24,6 +25,7 @@ mod progress;
 mod raft;
 mod raft_log;
 mod replication;
+mod trace;
 
 pub use config::Config;
 pub use effect::{Effect, HardState, Role};
@@ -33,3 +35,4 @@ pub use progress::{Progress, ProgressState};
 pub use raft::{Input, ProposeError, Raft};
 pub use raft_log::RaftLog;
 pub use replication::{LEADER_NOOP_BYTES, MEMBERSHIP_ENTRY_BYTES};
+pub use trace::{TRACE_EVENTS_PENDING_MAX, TraceEvent};

@@ -11,6 +11,7 @@ use crate::membership::Membership;
 use crate::message::{EntryKind, EntryMeta, Envelope, LogPosition, Message};
 use crate::progress::Progress;
 use crate::raft_log::RaftLog;
+use crate::trace::{TRACE_EVENTS_PENDING_MAX, TraceEvent};
 use sluice_types::{NodeId, Offset, Term};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -79,6 +80,8 @@ pub struct Raft {
     /// (index of a membership entry, the membership before it), oldest first.
     pub(crate) membership_history: Vec<(Offset, Membership)>,
     pub(crate) effects: Vec<Effect>,
+    /// `Some` once `enable_trace` was called: the events not yet taken by the shell.
+    trace: Option<Vec<TraceEvent>>,
 }
 
 impl Raft {
@@ -113,6 +116,7 @@ impl Raft {
             transfer: None,
             membership_history: Vec::new(),
             effects: Vec::new(),
+            trace: None,
         };
         raft.apply_membership_entries(&entries);
         raft
@@ -171,7 +175,30 @@ impl Raft {
     }
 
     pub(crate) fn emit(&mut self, effect: Effect) {
+        if let Some(trace) = &mut self.trace {
+            let log = &self.log;
+            if let Some(event) = TraceEvent::of_effect(&effect, |index| log.term_at(index)) {
+                assert!(trace.len() < TRACE_EVENTS_PENDING_MAX, "trace events not drained by the shell");
+                trace.push(event);
+            }
+        }
         self.effects.push(effect);
+    }
+
+    /// Starts recording a `TraceEvent` per state transition, opening with `Restart`.
+    pub fn enable_trace(&mut self) {
+        let restart = TraceEvent::Restart {
+            term: self.hard.term,
+            voted_for: self.hard.voted_for,
+            last: self.log.last(),
+            committed: self.log.committed(),
+        };
+        self.trace = Some(vec![restart]);
+    }
+
+    /// The events recorded since the last call (empty when tracing is off).
+    pub fn take_trace(&mut self) -> Vec<TraceEvent> {
+        self.trace.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     pub(crate) fn send(&mut self, to: NodeId, message: Message) {

@@ -15,6 +15,7 @@ use crate::effect::{Effect, Role};
 use crate::membership::Membership;
 use crate::message::{EntryMeta, Envelope, LogPosition, Message};
 use crate::raft::Raft;
+use sluice_types::defect::{self, Defect};
 use sluice_types::{NodeId, Offset, Term};
 
 /// The size of Raft's own entries (a leader's no-op, a membership change): Kafka control batches
@@ -159,6 +160,16 @@ impl Raft {
             to_append.push(entry);
             last_new = position;
         }
+        if to_append.is_empty()
+            && defect::active(Defect::TruncateOnStaleAppend)
+            && self.log.last().index > last_new.index
+            && last_new.index >= self.log.committed()
+        {
+            // Planted defect (simulation only): the stale append's end is taken as the log end.
+            self.log.truncate_after(last_new);
+            self.revert_membership_after(last_new.index);
+            self.emit(Effect::Truncate { after: last_new });
+        }
         if !to_append.is_empty() {
             self.log.append(&to_append);
             self.apply_membership_entries(&to_append);
@@ -220,7 +231,10 @@ impl Raft {
             .collect();
         matched.sort_unstable_by(|a, b| b.cmp(a));
         let majority_index = matched[self.quorum() - 1];
-        if majority_index <= self.log.committed() || self.log.term_at(majority_index) != Some(self.hard.term) {
+        let current_term_rule = !defect::active(Defect::CommitOldTerm);
+        if majority_index <= self.log.committed()
+            || (current_term_rule && self.log.term_at(majority_index) != Some(self.hard.term))
+        {
             return;
         }
         self.log.commit_to(majority_index);

@@ -131,7 +131,7 @@ impl<D: Disk> ClusterHandle<D> {
             if self.commands.send(command).await.is_err() {
                 return ControllerReply::refused(DRIVER_GONE, "broker is shutting down");
             }
-            let answer = tokio::time::timeout_at(deadline, answer).await;
+            let answer = sluice_io::timeout_at(deadline, answer).await;
             let reply = match answer {
                 Ok(Ok(reply)) => reply,
                 Ok(Err(_)) => ControllerReply::refused(DRIVER_GONE, "broker is shutting down"),
@@ -162,7 +162,7 @@ impl<D: Disk> ClusterHandle<D> {
                 }
             }
         };
-        tokio::time::timeout_at(deadline, reached).await.unwrap_or(false)
+        sluice_io::timeout_at(deadline, reached).await.unwrap_or(false)
     }
 
     /// ElectLeaders PREFERRED for one partition: the Kafka error code (NONE once the transfer

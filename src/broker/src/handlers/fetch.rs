@@ -23,6 +23,7 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind};
 use sluice_io::{Clock, Disk};
 use sluice_protocol::error_code;
+use sluice_types::defect::{self, Defect};
 use sluice_types::{NodeId, Offset};
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,7 +88,7 @@ pub async fn handle<D: Disk, C: Clock>(state: &Arc<BrokerState<D, C>>, request: 
             .flat_map(|(_, w)| w.iter().filter_map(|w| w.partition.as_ref().map(|p| p.subscribe())))
             .collect();
         loop {
-            if receivers.is_empty() || tokio::time::timeout_at(deadline, any_changed(&mut receivers)).await.is_err() {
+            if receivers.is_empty() || sluice_io::timeout_at(deadline, any_changed(&mut receivers)).await.is_err() {
                 return read_all(&plan).await.0;
             }
             let (response, bytes, errors) = read_all(&plan).await;
@@ -158,11 +159,14 @@ async fn read_partition<D: Disk>(
     if want.fetch_offset < marks.log_start_offset || want.fetch_offset > marks.log_end_offset {
         return data.with_error_code(error_code::OFFSET_OUT_OF_RANGE);
     }
-    if want.fetch_offset >= marks.high_watermark || (!first && budget == 0) {
+    // Consumers read below the high watermark only (DESIGN.md, Replication). The planted
+    // defect `fetch-above-hw` (simulation only) serves to the log end.
+    let read_end = if defect::active(Defect::FetchAboveHw) { marks.log_end_offset } else { marks.high_watermark };
+    if want.fetch_offset >= read_end || (!first && budget == 0) {
         return data;
     }
     let max_bytes = want.partition_max_bytes.min(if first { u32::MAX } else { budget }).max(1);
-    let read = partition.lock().await.read(want.fetch_offset, max_bytes, marks.high_watermark).await;
+    let read = partition.lock().await.read(want.fetch_offset, max_bytes, read_end).await;
     match read {
         Ok(read) if !first && read.records.len() as u64 > u64::from(budget) => data,
         Ok(read) => data.with_records(Some(read.records)),

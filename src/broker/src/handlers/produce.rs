@@ -91,7 +91,7 @@ pub async fn handle<D: Disk, C: Clock>(state: &Arc<BrokerState<D, C>>, request: 
                 let Some(wait) = outcome.wait.take() else { continue };
                 let epoch = wait.epoch;
                 let reached = wait_for_high_watermark(wait.receiver, wait.target, epoch);
-                let committed = tokio::time::timeout_at(deadline, reached).await;
+                let committed = sluice_io::timeout_at(deadline, reached).await;
                 if epoch.is_some() {
                     // Replication latency: the leader's append until a majority holds it.
                     metrics::histogram!("sluice_replication_commit_seconds")

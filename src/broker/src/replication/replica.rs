@@ -29,6 +29,7 @@ use sluice_raft::{
 };
 use sluice_storage::{PartitionLog, PersistedHardState, StorageError};
 use sluice_types::batch::batches;
+use sluice_types::defect::{self, Defect};
 use sluice_types::{NodeId, Offset, Term};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -153,14 +154,30 @@ impl Replica {
         // Entries at or before the recorded start were removed from Raft's view already.
         entries.retain(|e| e.index > before_start.index);
         let raft_log = RaftLog::recovered(before_start, entries, before_start.index);
-        let raft = Raft::new(config, membership.voters, membership.learners, hard, raft_log);
-        Ok(Replica {
+        #[allow(unused_mut)] // Mutated only in simulation builds.
+        let mut raft = Raft::new(config, membership.voters, membership.learners, hard, raft_log);
+        #[cfg(madsim)]
+        if super::sim_trace::enabled() {
+            raft.enable_trace();
+        }
+        let mut replica = Replica {
             raft,
             dir: dir.to_path_buf(),
             held: VecDeque::new(),
             membership_epoch: epoch_seen,
             proposing_epoch: Offset(-1),
-        })
+        };
+        replica.drain_trace();
+        Ok(replica)
+    }
+
+    /// Hands the core's trace events to the simulator's sink (simulation builds only).
+    fn drain_trace(&mut self) {
+        #[cfg(madsim)]
+        {
+            let group = self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            super::sim_trace::record(self.raft.id(), &group, self.raft.take_trace());
+        }
     }
 
     pub fn raft(&self) -> &Raft {
@@ -237,7 +254,14 @@ impl Replica {
             "Raft's log and the partition log agree on the end"
         );
         let received = BTreeMap::from([(entry.index, batch.freeze())]);
-        let executed = self.execute(effects, disk, log, &received, now_ms, out).await?;
+        let mut executed = self.execute(effects, disk, log, &received, now_ms, out).await?;
+        if defect::active(Defect::AckBeforeFsync) {
+            // Planted defect (simulation only): the leader counts its append before fsync.
+            let last = LogPosition { term: entry.term, index: entry.index };
+            let early = self.step(Input::Persisted { last }, disk, log, &BTreeMap::new(), now_ms, out).await?;
+            executed.committed = early.committed.or(executed.committed);
+            executed.leader = early.leader.or(executed.leader);
+        }
         Ok(Ok((base, entry.index, executed)))
     }
 
@@ -275,12 +299,16 @@ impl Replica {
         now_ms: i64,
         out: &mut Vec<Outgoing>,
     ) -> Result<Executed, ReplicaError> {
+        self.drain_trace();
         let mut executed = Executed::default();
         let mut dirty = log.flushed_offset() < log.log_end_offset();
+        let ack_before_fsync = defect::active(Defect::AckBeforeFsync);
         for effect in effects {
             match effect {
                 Effect::PersistHardState(hard) => {
-                    let persisted = PersistedHardState { term: hard.term, voted_for: hard.voted_for };
+                    // Planted defect `forget-vote` (simulation only) persists the term alone.
+                    let voted_for = if defect::active(Defect::ForgetVote) { None } else { hard.voted_for };
+                    let persisted = PersistedHardState { term: hard.term, voted_for };
                     persisted.write(disk, &self.dir).await?;
                 }
                 Effect::Truncate { after } => {
@@ -315,7 +343,7 @@ impl Replica {
                     dirty = false;
                 }
                 Effect::Send(envelope) => {
-                    if dirty {
+                    if dirty && !ack_before_fsync {
                         if self.held.len() >= HELD_SENDS_MAX {
                             tracing::warn!(to = %envelope.to.0, "held sends full; dropping an answer (the peer retries)");
                             continue;

@@ -132,7 +132,7 @@ impl TestBroker {
                 config,
                 sluice_io::StdDisk,
                 sluice_io::SystemClock,
-                metrics,
+                Some(metrics),
                 shutdown_rx,
             ));
             let _ = outcome_tx.send(result);

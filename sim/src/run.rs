@@ -1,0 +1,325 @@
+//! One seed, start to finish: the four phases and the checks.
+//!
+//! 1. Faulty phase: brokers start, topics are created, producers and consumers run while the
+//!    nemesis applies the seed's faults (`swarm.rs`).
+//! 2. Heal: every fault is undone, paused brokers resume, dead ones restart, disks stop faulting.
+//! 3. Liveness: within `LIVENESS_MS` of simulated time every partition must accept an acks=all
+//!    write and the consumers must read every partition to its high watermark.
+//! 4. Final reads: the brokers stop and every replica's log is read from its disk; committed
+//!    prefixes must be byte-identical (LogMatching), and the history, final reads and Raft trace
+//!    go to the checkers.
+
+use crate::cluster::{Cluster, kafka_addr};
+use crate::final_read::read_replicas;
+use crate::nemesis::Nemesis;
+use crate::swarm::FaultMix;
+use crate::workload::{self, Recorder, Target};
+use sluice_checker::{History, Op, PartitionKey, SendOutcome, Violation};
+use sluice_client::{Client, NewTopic, ProduceOptions, ProduceRecord};
+use sluice_io::sim_disk::SimDiskConfig;
+use sluice_io::sim_net::{self, NetFaults};
+use sluice_types::PartitionId;
+use sluice_types::defect::Defect;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Simulated milliseconds of the faulty phase unless `--faulty-s` says otherwise.
+pub const FAULTY_MS_DEFAULT: u64 = 30_000;
+/// Simulated time for the cluster to form and the topics to exist.
+pub const SETUP_MS: u64 = 30_000;
+/// Simulated time after healing within which the cluster must serve again.
+pub const LIVENESS_MS: u64 = 60_000;
+/// Simulated time the replicas get to converge after liveness, before the final reads.
+pub const SETTLE_MS: u64 = 3_000;
+
+/// What one seed asks for.
+#[derive(Clone, Debug)]
+pub struct SeedOptions {
+    pub seed: u64,
+    pub defect: Option<Defect>,
+    /// Simulated milliseconds of the faulty phase.
+    pub faulty_ms: u64,
+}
+
+/// What one seed did.
+#[derive(Debug, Default)]
+pub struct SeedOutcome {
+    pub violations: Vec<Violation>,
+    pub simulated_ms: u64,
+    pub sends: u64,
+    pub acked: u64,
+    pub polls: u64,
+    pub nemesis_actions: u32,
+    pub trace_events: u64,
+    /// A hash of everything observable: history, final reads and trace.
+    pub trace_hash: u64,
+    pub history: History,
+}
+
+fn violation(checker: &'static str, message: String) -> Violation {
+    Violation { checker, message }
+}
+
+fn disk_config(mix: &FaultMix, id: u32) -> SimDiskConfig {
+    let mut config = SimDiskConfig::default();
+    if mix.faulty_disk_nodes.contains(&id) {
+        let d = mix.disk;
+        config.read_eio = d.read_eio;
+        config.write_eio = d.write_eio;
+        config.fsync_eio = d.fsync_eio;
+        config.read_bit_flip = d.read_bit_flip;
+        config.latent_sector_error = d.latent_sector_error;
+        config.misdirected_write = d.misdirected_write;
+        config.capacity_bytes = d.capacity_bytes;
+    }
+    config
+}
+
+/// Runs one seed inside the current madsim runtime.
+pub async fn run_seed(options: SeedOptions, mix: FaultMix) -> SeedOutcome {
+    let started = Instant::now();
+    sluice_broker::replication::sim_trace::start();
+    let mut outcome = SeedOutcome::default();
+    let mut cluster = Cluster::start(mix.brokers, options.seed, |id| disk_config(&mix, id));
+    for broker in &cluster.brokers {
+        let skew = if mix.clock_skew_ms_max > 0 {
+            use rand::Rng;
+            madsim::rand::thread_rng().gen_range(-mix.clock_skew_ms_max..=mix.clock_skew_ms_max)
+        } else {
+            0
+        };
+        broker.clock.set_skew_ms(skew);
+    }
+    let bootstrap: String = (1..=mix.brokers).map(|id| kafka_addr(id).to_string()).collect::<Vec<_>>().join(",");
+    let handle = madsim::runtime::Handle::current();
+    let clients = handle.create_node().name("clients").ip("10.0.1.1".parse().expect("ip")).build();
+
+    // Setup: the topics exist before any fault.
+    let plan = mix.topics.clone();
+    let setup_bootstrap = bootstrap.clone();
+    let created = clients.spawn(async move { create_topics(&setup_bootstrap, &plan).await }).await.expect("setup task");
+    if let Err(message) = created {
+        outcome.violations.push(violation("Liveness", message));
+        return finish(outcome, started, cluster);
+    }
+
+    // Phase 1: workload under faults.
+    let targets: Vec<Target> =
+        mix.topics.iter().map(|t| Target { topic: t.name.clone(), partitions: t.partitions }).collect();
+    let all_partitions: Vec<PartitionKey> =
+        mix.topics.iter().flat_map(|t| (0..t.partitions).map(|p| PartitionKey::new(t.name.clone(), p))).collect();
+    let recorder = Recorder::new();
+    let stop_producers = Arc::new(AtomicBool::new(false));
+    let stop_consumers = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for process in 0..u64::from(mix.producers) {
+        let task =
+            workload::producer(process, bootstrap.clone(), targets.clone(), recorder.clone(), stop_producers.clone());
+        tasks.push(clients.spawn(task));
+    }
+    for process in 0..u64::from(mix.consumers) {
+        let mine: Vec<PartitionKey> = all_partitions
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i as u64 % u64::from(mix.consumers) == process)
+            .map(|(_, p)| p.clone())
+            .collect();
+        let task =
+            workload::consumer(1000 + process, bootstrap.clone(), mine, recorder.clone(), stop_consumers.clone());
+        tasks.push(clients.spawn(task));
+    }
+    for broker in &cluster.brokers {
+        broker.disk.set_faults_enabled(true);
+    }
+    set_network_faults(&mix, options.seed, true);
+    let until = Instant::now() + Duration::from_millis(options.faulty_ms);
+    let mut nemesis = Nemesis::new(&mix, &mut cluster);
+    nemesis.run(until).await;
+    outcome.nemesis_actions = nemesis.actions;
+
+    // Phase 2: heal.
+    tracing::info!(target: "sluice_sim", "heal");
+    nemesis.heal();
+    set_network_faults(&mix, options.seed, false);
+    stop_producers.store(true, Ordering::Relaxed);
+
+    // Phase 3: liveness.
+    let live_bootstrap = bootstrap.clone();
+    let partitions = all_partitions.clone();
+    let live_recorder = recorder.clone();
+    let live = clients
+        .spawn(async move {
+            let writes = write_everywhere(&live_bootstrap, &partitions, &live_recorder);
+            tokio::time::timeout(Duration::from_millis(LIVENESS_MS), writes).await
+        })
+        .await
+        .expect("liveness task");
+    match live {
+        Ok(Ok(())) => {}
+        Ok(Err(message)) => outcome.violations.push(violation("Liveness", message)),
+        Err(_) => outcome.violations.push(violation(
+            "Liveness",
+            format!("not every partition accepted an acks=all write within {LIVENESS_MS} ms of healing"),
+        )),
+    }
+    tokio::time::sleep(Duration::from_millis(SETTLE_MS)).await;
+    stop_consumers.store(true, Ordering::Relaxed);
+    for task in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+    }
+
+    // Phase 4: final reads from every replica's disk (the replica sets from Metadata first).
+    let meta_bootstrap = bootstrap.clone();
+    let topic_names: Vec<String> = mix.topics.iter().map(|t| t.name.clone()).collect();
+    let replicas =
+        clients.spawn(async move { replica_sets(&meta_bootstrap, &topic_names).await }).await.expect("metadata task");
+    cluster.stop_all();
+    let (final_reads, mut read_violations) = read_replicas(&cluster, &mix, &replicas).await;
+    outcome.violations.append(&mut read_violations);
+    outcome.history = History { ops: recorder.take(), final_reads };
+    finish(outcome, started, cluster)
+}
+
+fn set_network_faults(mix: &FaultMix, seed: u64, on: bool) {
+    let net = madsim::net::NetSim::current();
+    if on {
+        net.update_config(|c| {
+            c.packet_loss_rate = mix.packet_loss;
+            if mix.latency_ms_max > 0 {
+                c.send_latency = Duration::from_millis(1)..Duration::from_millis(mix.latency_ms_max);
+            }
+        });
+        let faults = NetFaults {
+            drop: mix.raft_drop,
+            duplicate: mix.raft_duplicate,
+            delay: mix.raft_delay,
+            delay_ms_max: if mix.raft_delay > 0.0 { 1_000 } else { 0 },
+        };
+        sim_net::set(faults, seed);
+    } else {
+        net.update_config(|c| {
+            c.packet_loss_rate = 0.0;
+            c.send_latency = Duration::from_millis(1)..Duration::from_millis(10);
+        });
+        sim_net::set_enabled(false);
+    }
+}
+
+fn finish(mut outcome: SeedOutcome, started: Instant, _cluster: Cluster) -> SeedOutcome {
+    outcome.simulated_ms = started.elapsed().as_millis() as u64;
+    sim_net::clear();
+    outcome
+}
+
+async fn create_topics(bootstrap: &str, plan: &[crate::swarm::TopicPlan]) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_millis(SETUP_MS);
+    let topics: Vec<NewTopic> = plan
+        .iter()
+        .map(|t| NewTopic {
+            name: t.name.clone(),
+            partition_count: t.partitions,
+            replication_factor: t.replication_factor,
+            configs: t.segment_bytes.map(|b| vec![("segment.bytes".to_owned(), b.to_string())]).unwrap_or_default(),
+        })
+        .collect();
+    let mut last_error = String::new();
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let Ok(Ok(mut client)) = tokio::time::timeout(Duration::from_secs(5), Client::connect(bootstrap)).await else {
+            continue;
+        };
+        match tokio::time::timeout(Duration::from_secs(10), client.create_topics(&topics)).await {
+            Ok(Ok(outcomes)) => {
+                let failed: Vec<String> = outcomes
+                    .iter()
+                    .filter(|(_, r)| r.as_ref().is_err_and(|e| e.name() != "TOPIC_ALREADY_EXISTS"))
+                    .map(|(name, r)| format!("{name}: {r:?}"))
+                    .collect();
+                if failed.is_empty() {
+                    return Ok(());
+                }
+                last_error = failed.join("; ");
+            }
+            Ok(Err(error)) => last_error = error.to_string(),
+            Err(_) => last_error = "create_topics timed out".into(),
+        }
+    }
+    Err(format!("topics not created within {SETUP_MS} ms: {last_error}"))
+}
+
+/// Each partition's replicas, from Metadata (empty when no broker answered in time).
+async fn replica_sets(bootstrap: &str, topics: &[String]) -> BTreeMap<PartitionKey, Vec<u32>> {
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    for _ in 0..REPLICA_SET_ATTEMPTS_MAX {
+        let Ok(Ok(mut client)) = tokio::time::timeout(Duration::from_secs(5), Client::connect(bootstrap)).await else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        if let Ok(Ok(metadata)) = tokio::time::timeout(Duration::from_secs(5), client.metadata(Some(&names))).await {
+            return metadata
+                .topics
+                .iter()
+                .flat_map(|t| {
+                    t.partitions.iter().map(|p| {
+                        let replicas = p.replicas.iter().map(|n| n.0 as u32).collect();
+                        (PartitionKey::new(t.name.clone(), p.partition.0), replicas)
+                    })
+                })
+                .collect();
+        }
+    }
+    BTreeMap::new()
+}
+
+/// Metadata attempts for the replica sets.
+const REPLICA_SET_ATTEMPTS_MAX: u32 = 50;
+
+/// The process id of the liveness writer in the history.
+pub const LIVENESS_PROCESS: u64 = 9_999;
+
+/// Liveness: one acks=all write to every partition succeeds. Every attempt is in the history.
+async fn write_everywhere(bootstrap: &str, partitions: &[PartitionKey], recorder: &Recorder) -> Result<(), String> {
+    let mut sequence = 0u64;
+    for partition in partitions {
+        loop {
+            let Ok(Ok(mut client)) = tokio::time::timeout(Duration::from_secs(5), Client::connect(bootstrap)).await
+            else {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            };
+            let value = format!("live-{sequence}");
+            sequence += 1;
+            let record = ProduceRecord { value: Some(value.clone().into()), ..Default::default() };
+            let options = ProduceOptions { partition: Some(PartitionId(partition.partition)), ..Default::default() };
+            let invoke_ms = recorder.now_ms();
+            let sent =
+                tokio::time::timeout(Duration::from_secs(5), client.produce(&partition.topic, vec![record], &options))
+                    .await;
+            let offset = match &sent {
+                Ok(Ok(results)) => results.first().filter(|r| r.error.is_none()).and_then(|r| r.base_offset),
+                _ => None,
+            };
+            let outcome = match offset {
+                Some(offset) => SendOutcome::Ok { offset: offset.0 },
+                None => SendOutcome::Indeterminate,
+            };
+            recorder.record(Op::Send {
+                process: LIVENESS_PROCESS,
+                partition: partition.clone(),
+                value,
+                invoke_ms,
+                complete_ms: recorder.now_ms(),
+                outcome,
+                idempotent: false,
+            });
+            if offset.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(())
+}

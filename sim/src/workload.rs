@@ -1,0 +1,197 @@
+//! The workload: producers and consumers speaking the real Kafka protocol through
+//! `sluice_client`, recording every operation into the history the checkers read.
+//!
+//! Values are unique per run (`p{process}-{n}`), so the history is checkable in linear time
+//! (reference/dst.md §5.3). A send that errs or times out is *indeterminate*: the record may or
+//! may not be in the log. Every call has a timeout (a clogged madsim connection stalls rather
+//! than fails, reference/dst.md §1.5) and a failed client is replaced, as an application would.
+
+use bytes::Bytes;
+use rand::Rng;
+use sluice_checker::{Op, PartitionKey, SendOutcome};
+use sluice_client::{Client, FetchOptions, ProduceOptions, ProduceRecord};
+use sluice_types::{Offset, PartitionId};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A send or fetch that has not answered by then is indeterminate.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a producer waits between sends.
+pub const SEND_PAUSE_MS_MAX: u64 = 60;
+/// How long a fetch may wait at the broker for data.
+pub const FETCH_MAX_WAIT: Duration = Duration::from_millis(300);
+/// The pause after a failed call before the next one.
+pub const RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// Operations one run records at most (bounds memory; a 60 s run records far fewer).
+pub const OPS_MAX: usize = 2_000_000;
+
+/// The shared history, outside every node so it survives crashes.
+#[derive(Clone)]
+pub struct Recorder {
+    ops: Arc<Mutex<Vec<Op>>>,
+    started: Instant,
+}
+
+impl Recorder {
+    pub fn new() -> Recorder {
+        Recorder { ops: Arc::default(), started: Instant::now() }
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    pub fn record(&self, op: Op) {
+        let mut ops = self.ops.lock().expect("history lock");
+        assert!(ops.len() < OPS_MAX, "history over OPS_MAX");
+        ops.push(op);
+    }
+
+    pub fn take(&self) -> Vec<Op> {
+        std::mem::take(&mut *self.ops.lock().expect("history lock"))
+    }
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder::new()
+    }
+}
+
+/// A partition of the workload: topic name and partition count.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub topic: String,
+    pub partitions: i32,
+}
+
+async fn connect(bootstrap: &str, client_id: &str) -> Client {
+    loop {
+        if let Ok(Ok(client)) = tokio::time::timeout(CALL_TIMEOUT, Client::connect_as(bootstrap, client_id)).await {
+            return client;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// One producer process: acks=all sends of one record each until `stop`.
+pub async fn producer(
+    process: u64,
+    bootstrap: String,
+    targets: Vec<Target>,
+    recorder: Recorder,
+    stop: Arc<AtomicBool>,
+) {
+    let client_id = format!("producer-{process}");
+    let mut client = connect(&bootstrap, &client_id).await;
+    let mut sequence: u64 = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let (target, partition, pause_ms) = {
+            let mut rng = madsim::rand::thread_rng();
+            let target = targets[rng.gen_range(0..targets.len())].clone();
+            let partition = rng.gen_range(0..target.partitions);
+            (target, partition, rng.gen_range(1..=SEND_PAUSE_MS_MAX))
+        };
+        let value = format!("p{process}-{sequence}");
+        sequence += 1;
+        let record = ProduceRecord {
+            key: Some(Bytes::from(format!("k{}", sequence % 16))),
+            value: Some(Bytes::from(value.clone())),
+            ..Default::default()
+        };
+        let options = ProduceOptions { partition: Some(PartitionId(partition)), ..Default::default() };
+        let invoke_ms = recorder.now_ms();
+        let answer = tokio::time::timeout(CALL_TIMEOUT, client.produce(&target.topic, vec![record], &options)).await;
+        let outcome = match &answer {
+            Ok(Ok(results)) => match results.first() {
+                Some(result) if result.error.is_none() => match result.base_offset {
+                    Some(offset) => SendOutcome::Ok { offset: offset.0 },
+                    None => SendOutcome::Indeterminate,
+                },
+                _ => SendOutcome::Indeterminate,
+            },
+            _ => SendOutcome::Indeterminate,
+        };
+        recorder.record(Op::Send {
+            process,
+            partition: PartitionKey::new(target.topic.clone(), partition),
+            value,
+            invoke_ms,
+            complete_ms: recorder.now_ms(),
+            outcome,
+            idempotent: false,
+        });
+        if !matches!(answer, Ok(Ok(_))) {
+            client = connect(&bootstrap, &client_id).await;
+        }
+        tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+    }
+}
+
+/// One consumer process: reads its partitions from offset 0 until `stop`, then until it has
+/// read each of them to the high watermark it last saw (the final catch-up).
+pub async fn consumer(
+    process: u64,
+    bootstrap: String,
+    partitions: Vec<PartitionKey>,
+    recorder: Recorder,
+    stop: Arc<AtomicBool>,
+) {
+    let client_id = format!("consumer-{process}");
+    let mut client = connect(&bootstrap, &client_id).await;
+    let mut positions: Vec<(PartitionKey, i64)> = partitions.into_iter().map(|p| (p, 0)).collect();
+    let options = FetchOptions { max_wait: FETCH_MAX_WAIT, ..Default::default() };
+    while !stop.load(Ordering::Relaxed) {
+        for (partition, position) in positions.iter_mut() {
+            let invoke_ms = recorder.now_ms();
+            let want = [(PartitionId(partition.partition), Offset(*position))];
+            let answer = tokio::time::timeout(CALL_TIMEOUT, client.fetch(&partition.topic, &want, &options)).await;
+            let fetched = match answer {
+                Ok(Ok(mut fetched)) if fetched.len() == 1 => fetched.remove(0),
+                _ => {
+                    client = connect(&bootstrap, &client_id).await;
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                    continue;
+                }
+            };
+            if let Some(error) = &fetched.error {
+                // Errors answer at once (a leaderless partition even without a request): pause,
+                // or this loop would spin without letting simulated time pass.
+                tokio::time::sleep(RETRY_PAUSE).await;
+                if error.code == sluice_protocol::error_code::OFFSET_OUT_OF_RANGE
+                    && fetched.log_start_offset.0 > *position
+                {
+                    *position = fetched.log_start_offset.0;
+                    recorder.record(Op::Seek {
+                        process,
+                        partition: partition.clone(),
+                        offset: *position,
+                        at_ms: invoke_ms,
+                    });
+                }
+                continue;
+            }
+            let records: Vec<(i64, String)> = fetched
+                .records
+                .iter()
+                .filter(|r| r.offset.0 >= *position)
+                .map(|r| {
+                    let value = r.value.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
+                    (r.offset.0, value)
+                })
+                .collect();
+            recorder.record(Op::Poll {
+                process,
+                partition: partition.clone(),
+                fetch_offset: *position,
+                invoke_ms,
+                complete_ms: recorder.now_ms(),
+                high_watermark: fetched.high_watermark.0,
+                records,
+            });
+            *position = (*position).max(fetched.next_offset.0);
+        }
+    }
+}

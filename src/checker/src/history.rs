@@ -1,0 +1,193 @@
+//! The history format: what clients did (sends, polls, seeks) and what each replica's committed
+//! log held after healing (final reads), stored as JSON lines.
+//!
+//! Why JSON lines: the madsim simulator and the real-process Jepsen harness both append one line
+//! per completed operation, so a crashed run still leaves a readable prefix, and `jq`/`grep` work
+//! on it. Each line is a [`Line`]: either an [`Op`] or a [`FinalRead`], told apart by the `line`
+//! tag; ops carry a second tag, `type` (`Send`, `Poll`, `Seek`).
+//!
+//! Invariants the harness promises (and `check` verifies, reporting `HarnessError` otherwise):
+//! * every sent value is unique across the whole history (Jepsen kafka workload: "values are
+//!   unique per key"; ours are unique per history, which is stronger);
+//! * `invoke_ms <= complete_ms`, and all offsets and high watermarks are >= 0;
+//! * a final read holds only committed records: `log_start <= offset < high_watermark`, offsets
+//!   strictly increasing.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// How many lines `from_jsonl` accepts before refusing the input (a bound on memory; a long
+/// simulation writes well under a million).
+pub const HISTORY_LINES_MAX: u64 = 50_000_000;
+
+/// A Kafka topic partition (Kafka protocol: `string topic`, `int32 partition_index`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PartitionKey {
+    pub topic: String,
+    /// Invariant: >= 0.
+    pub partition: i32,
+}
+
+impl PartitionKey {
+    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
+        Self { topic: topic.into(), partition }
+    }
+}
+
+impl fmt::Display for PartitionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.topic, self.partition)
+    }
+}
+
+/// What the producer learned about one send.
+///
+/// Jepsen history types: `Ok` is `:ok`, `Failed` is `:fail`, `Indeterminate` is `:info`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// Acknowledged (acks=all): the record is committed at `offset`. Invariant: `offset >= 0`.
+    Ok { offset: i64 },
+    /// Definitely not written, e.g. a Kafka error that guarantees no append (authorization,
+    /// unknown topic). NOT `NOT_LEADER_OR_FOLLOWER`: that one is indeterminate (KAFKA-13574).
+    Failed,
+    /// Unknown: timeout, disconnect, crash. The record may or may not be in the log.
+    Indeterminate,
+}
+
+/// One client operation, recorded when it completes.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(tag = "type")]
+pub enum Op {
+    /// A produce of one record. `value` is unique per history.
+    Send {
+        process: u64,
+        partition: PartitionKey,
+        value: String,
+        invoke_ms: u64,
+        /// Invariant: >= `invoke_ms`.
+        complete_ms: u64,
+        outcome: SendOutcome,
+        /// The producer had `enable.idempotence=true` (KIP-98): duplicates are then violations.
+        idempotent: bool,
+    },
+    /// One consumer poll of one partition.
+    Poll {
+        process: u64,
+        partition: PartitionKey,
+        /// The consumer position when the fetch was issued. The harness must, like the Java
+        /// consumer, drop records below it (a Fetch returns whole batches).
+        fetch_offset: i64,
+        invoke_ms: u64,
+        /// Invariant: >= `invoke_ms`.
+        complete_ms: u64,
+        /// The partition high watermark in the Fetch response (Kafka protocol: Fetch
+        /// `high_watermark`).
+        high_watermark: i64,
+        /// (offset, value) in the order returned to the client. Control batches and Raft no-ops
+        /// take offsets but are never returned, so gaps are normal.
+        records: Vec<(i64, String)>,
+    },
+    /// The consumer was repositioned (assign, seek, offset reset): poll monotonicity restarts
+    /// for this (process, partition).
+    Seek { process: u64, partition: PartitionKey, offset: i64, at_ms: u64 },
+}
+
+impl Op {
+    pub fn process(&self) -> u64 {
+        match self {
+            Op::Send { process, .. } | Op::Poll { process, .. } | Op::Seek { process, .. } => *process,
+        }
+    }
+
+    pub fn partition(&self) -> &PartitionKey {
+        match self {
+            Op::Send { partition, .. } | Op::Poll { partition, .. } | Op::Seek { partition, .. } => partition,
+        }
+    }
+}
+
+/// One replica's committed log of one partition, read after the faults were healed and the
+/// cluster quiesced.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct FinalRead {
+    pub node: u32,
+    pub partition: PartitionKey,
+    /// Invariant: >= `log_start`.
+    pub high_watermark: i64,
+    /// The first offset still in the log (retention or DeleteRecords may have removed earlier
+    /// ones). Invariant: >= 0.
+    pub log_start: i64,
+    /// (offset, value) of every data record in `log_start..high_watermark`, offsets strictly
+    /// increasing. Offsets without a record are control batches or Raft no-ops.
+    pub records: Vec<(i64, String)>,
+}
+
+/// A whole test run: client operations in completion order, then the final reads.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct History {
+    pub ops: Vec<Op>,
+    pub final_reads: Vec<FinalRead>,
+}
+
+/// One line of a `.jsonl` history: `{"line":"op","type":"Send",...}` or
+/// `{"line":"final_read","node":1,...}`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(tag = "line", rename_all = "snake_case")]
+pub enum Line {
+    Op(Op),
+    FinalRead(FinalRead),
+}
+
+/// Why a `.jsonl` history could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("history line {line_number}: {source}")]
+    Parse {
+        /// 1-based.
+        line_number: u64,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("history has more than {HISTORY_LINES_MAX} lines")]
+    TooManyLines,
+}
+
+impl History {
+    /// Encodes the history as JSON lines: every op in order, then every final read. Ends with a
+    /// newline unless empty.
+    pub fn to_jsonl(&self) -> String {
+        let mut out = String::new();
+        let ops = self.ops.iter().cloned().map(Line::Op);
+        let finals = self.final_reads.iter().cloned().map(Line::FinalRead);
+        for line in ops.chain(finals) {
+            // Cannot fail: every map key is a string and every number fits JSON.
+            let json = serde_json::to_string(&line).expect("history line serializes");
+            assert!(!json.contains('\n'), "serde_json::to_string emits no newline");
+            out.push_str(&json);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Decodes JSON lines. Blank lines are skipped; ops and final reads may interleave (each keeps
+    /// its relative order).
+    pub fn from_jsonl(text: &str) -> Result<History, HistoryError> {
+        let mut history = History::default();
+        for (line_index, text_line) in text.lines().enumerate() {
+            let line_number = u64::try_from(line_index).expect("usize fits u64") + 1;
+            if line_number > HISTORY_LINES_MAX {
+                return Err(HistoryError::TooManyLines);
+            }
+            if text_line.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<Line>(text_line) {
+                Ok(Line::Op(op)) => history.ops.push(op),
+                Ok(Line::FinalRead(read)) => history.final_reads.push(read),
+                Err(source) => return Err(HistoryError::Parse { line_number, source }),
+            }
+        }
+        Ok(history)
+    }
+}

@@ -1,0 +1,158 @@
+//! The checker's verdict: named violations plus counts of what was checked.
+//!
+//! Why named: a failing simulation seed must say *which* property broke in one line, so every
+//! violation carries one of the checker-name constants below (stable strings: tests and CI
+//! dashboards match on them). Invariant: a report with no violations means every checker ran
+//! over the whole history and found nothing.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+/// One offset holds two different values across acks, polls and final reads, or two replicas'
+/// committed logs disagree. Jepsen kafka checker: inconsistent-offsets; dst.md §5.3 replica
+/// cross-check.
+pub const OFFSETS_UNIQUE: &str = "OffsetsUnique";
+/// An acknowledged send is missing from its acknowledged offset. Jepsen kafka checker:
+/// lost-write and unseen.
+pub const NO_LOST_WRITE: &str = "NoLostWrite";
+/// A value from an idempotent producer sits at two offsets. Jepsen kafka checker: duplicate.
+pub const NO_DUPLICATE: &str = "NoDuplicate";
+/// A consumer went backwards or skipped a data record without a seek. Jepsen kafka checker:
+/// nonmonotonic-poll, poll-skip, int-nonmonotonic-poll, int-poll-skip.
+pub const POLL_MONOTONIC: &str = "PollMonotonic";
+/// A poll returned a record at or above its high watermark, or one the final log lacks (a dirty
+/// read). dst.md §5.2: "reads above HW".
+pub const READS_BELOW_HIGH_WATERMARK: &str = "ReadsBelowHighWatermark";
+/// An idempotent producer's later send landed before its earlier one. Jepsen kafka checker:
+/// nonmonotonic-send.
+pub const SEND_MONOTONIC: &str = "SendMonotonic";
+/// A send acknowledged before another was invoked got a larger offset. jepsen_tla.md §1.8:
+/// realtime append order (linearizability of appends; dst.md §5.3).
+pub const SEND_REALTIME_ORDER: &str = "SendRealtimeOrder";
+/// A client saw the high watermark go down, or above what the cluster finally committed.
+/// dst.md §5.1.6, in its client-observed form: per (process, partition), over polls ordered in
+/// real time (not the replicas' internal commit index, which a Raft trace checker judges).
+pub const HIGH_WATERMARK_MONOTONIC: &str = "HighWatermarkMonotonic";
+/// A send that definitely failed is visible. Jepsen kafka checker: G1a (aborted read).
+pub const ABORTED_READ: &str = "AbortedRead";
+/// A read value that no send produced (corrupted payload, or a send landed in another
+/// partition). Jepsen kafka checker: a value with no writer.
+pub const NO_PHANTOM_READ: &str = "NoPhantomRead";
+/// The history breaks a promise the harness makes (unique values, sane times and offsets,
+/// final reads for every partition). Not a broker bug, but the run proves nothing.
+pub const HARNESS_ERROR: &str = "HarnessError";
+
+/// Every checker name, in report order.
+pub const CHECKER_NAMES: [&str; 11] = [
+    HARNESS_ERROR,
+    OFFSETS_UNIQUE,
+    NO_LOST_WRITE,
+    NO_DUPLICATE,
+    ABORTED_READ,
+    NO_PHANTOM_READ,
+    POLL_MONOTONIC,
+    READS_BELOW_HIGH_WATERMARK,
+    SEND_MONOTONIC,
+    SEND_REALTIME_ORDER,
+    HIGH_WATERMARK_MONOTONIC,
+];
+
+/// How many violations one checker reports in full; the rest are only counted
+/// (`Stats::violations_suppressed`). One root cause often breaks hundreds of records.
+pub const VIOLATIONS_PER_CHECKER_MAX: u64 = 64;
+
+/// One broken property, with enough detail to find it in the history.
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// One of the checker-name constants.
+    pub checker: &'static str,
+    pub message: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.checker, self.message)
+    }
+}
+
+/// Counts of what the history held.
+#[derive(Serialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub sends_ok: u64,
+    pub sends_failed: u64,
+    pub sends_indeterminate: u64,
+    pub polls: u64,
+    pub seeks: u64,
+    /// Records returned by polls (with repeats).
+    pub records_read: u64,
+    /// Values at more than one offset whose send was not idempotent (legal in Kafka).
+    pub duplicates_allowed: u64,
+    /// Final reads, one per (replica, partition).
+    pub final_read_replicas: u64,
+    /// Distinct partitions named by ops or final reads.
+    pub partitions: u64,
+    /// Violations beyond `VIOLATIONS_PER_CHECKER_MAX` per checker, counted but not listed.
+    pub violations_suppressed: u64,
+}
+
+/// The verdict of `check`.
+#[derive(Serialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    pub violations: Vec<Violation>,
+    pub stats: Stats,
+}
+
+impl Report {
+    /// True when no checker found anything (suppressed violations count too).
+    pub fn is_valid(&self) -> bool {
+        self.violations.is_empty() && self.stats.violations_suppressed == 0
+    }
+
+    /// The violations reported by one checker.
+    pub fn violations_of<'r>(&'r self, checker: &'r str) -> impl Iterator<Item = &'r Violation> {
+        self.violations.iter().filter(move |v| v.checker == checker)
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for violation in &self.violations {
+            writeln!(f, "{violation}")?;
+        }
+        if self.stats.violations_suppressed > 0 {
+            writeln!(f, "... and {} more violations", self.stats.violations_suppressed)?;
+        }
+        write!(f, "{:?}", self.stats)
+    }
+}
+
+/// Collects violations while the checkers run, capping each checker's list.
+#[derive(Default)]
+pub(crate) struct Sink {
+    violations: Vec<Violation>,
+    counts: BTreeMap<&'static str, u64>,
+    suppressed: u64,
+}
+
+impl Sink {
+    pub(crate) fn push(&mut self, checker: &'static str, message: String) {
+        assert!(CHECKER_NAMES.contains(&checker), "unknown checker name {checker}");
+        let count = self.counts.entry(checker).or_insert(0);
+        *count += 1;
+        if *count > VIOLATIONS_PER_CHECKER_MAX {
+            self.suppressed += 1;
+        } else {
+            self.violations.push(Violation { checker, message });
+        }
+    }
+
+    pub(crate) fn finish(mut self, mut stats: Stats) -> Report {
+        // Group by checker in CHECKER_NAMES order; stable, so each checker keeps its own order.
+        let rank = |name: &str| CHECKER_NAMES.iter().position(|n| *n == name);
+        self.violations.sort_by_key(|v| rank(v.checker));
+        stats.violations_suppressed = self.suppressed;
+        Report { violations: self.violations, stats }
+    }
+}

@@ -1,0 +1,81 @@
+//! The JSON-lines history format: round trip, the exact shape of a line (other tools write and
+//! grep it), and parse errors that name their line.
+
+mod common;
+
+use common::*;
+use sluice_checker::*;
+
+/// Every op type and every send outcome, across two partitions.
+fn every_kind() -> History {
+    let mut history = base();
+    history.ops.push(send(3, 1, "f", SendOutcome::Failed, false, 50, 51));
+    history.ops.push(send(3, 1, "i", SendOutcome::Indeterminate, true, 52, 53));
+    history.ops.push(seek(2, 0, 54));
+    history.final_reads.push(final_read(1, 1, 0, 0, &[]));
+    history
+}
+
+#[test]
+fn jsonl_round_trips() {
+    let history = every_kind();
+    let text = history.to_jsonl();
+    assert_eq!(text.lines().count(), history.ops.len() + history.final_reads.len());
+    assert!(text.ends_with('\n'));
+    let decoded = History::from_jsonl(&text).expect("decodes");
+    assert_eq!(decoded, history);
+    assert_eq!(check(&decoded), check(&history));
+}
+
+#[test]
+fn jsonl_lines_have_the_documented_shape() {
+    let history = every_kind();
+    let text = history.to_jsonl();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        r#"{"line":"op","type":"Send","process":1,"partition":{"topic":"payments","partition":0},"value":"a","invoke_ms":10,"complete_ms":20,"outcome":{"Ok":{"offset":0}},"idempotent":true}"#
+    );
+    assert_eq!(
+        lines[3],
+        r#"{"line":"op","type":"Poll","process":2,"partition":{"topic":"payments","partition":0},"fetch_offset":0,"invoke_ms":35,"complete_ms":36,"high_watermark":2,"records":[[0,"a"],[1,"b"]]}"#
+    );
+    assert!(lines[5].contains(r#""outcome":"Failed""#), "{}", lines[5]);
+    assert_eq!(
+        lines[7],
+        r#"{"line":"op","type":"Seek","process":2,"partition":{"topic":"payments","partition":0},"offset":0,"at_ms":54}"#
+    );
+    assert_eq!(
+        lines[8],
+        r#"{"line":"final_read","node":1,"partition":{"topic":"payments","partition":0},"high_watermark":4,"log_start":0,"records":[[0,"a"],[1,"b"],[3,"c"]]}"#
+    );
+}
+
+#[test]
+fn jsonl_accepts_blank_and_interleaved_lines() {
+    let history = every_kind();
+    let text = history.to_jsonl();
+    let mut lines: Vec<&str> = text.lines().collect();
+    // Move the first final read to the front and add blank lines: each vector keeps its order.
+    let first_final = lines.remove(history.ops.len());
+    lines.insert(0, first_final);
+    let shuffled = format!("\n{}\n\n", lines.join("\n\n"));
+    assert_eq!(History::from_jsonl(&shuffled).expect("decodes"), history);
+}
+
+#[test]
+fn jsonl_parse_error_names_the_line() {
+    let text = format!("{}\n{{\"line\":\"op\",\"type\":\"Teleport\"}}\n", base().to_jsonl().lines().next().unwrap());
+    let error = History::from_jsonl(&text).expect_err("unknown op type");
+    match &error {
+        HistoryError::Parse { line_number, .. } => assert_eq!(*line_number, 2),
+        HistoryError::TooManyLines => panic!("wrong error: {error}"),
+    }
+    assert!(error.to_string().starts_with("history line 2: "), "{error}");
+}
+
+#[test]
+fn empty_text_is_an_empty_history() {
+    assert_eq!(History::from_jsonl("").expect("decodes"), History::default());
+    assert_eq!(History::default().to_jsonl(), "");
+}
