@@ -21,6 +21,8 @@ pub const KAFKA_PORT: u16 = 9092;
 /// The peer RPC port.
 pub const RPC_PORT: u16 = 33145;
 /// Panic messages of fatal-by-design errors: the node restarts instead of failing the seed.
+/// Such a stop on a broker whose disk injects no faults is still a bug (power loss alone must
+/// never stop a broker): `run.rs` reports it as `FatalOnHealthyDisk`.
 pub const FATAL_BY_DESIGN: [&str; 3] = ["fsyncgate", "stopping the broker", "stopping rather than"];
 
 /// One broker of the cluster.

@@ -8,6 +8,9 @@
 //!   replica that holds them (DESIGN.md: the batch bytes are the Raft entry on every replica).
 //! - The committed prefix (below the high watermark) goes to the history checkers as one
 //!   `FinalRead` per replica.
+//!
+//! Replicas on a broker whose disk injects faults are not read: corruption there is within the
+//! fault budget (a minority of any partition's replicas), and the brokers stop on it by design.
 
 use crate::cluster::Cluster;
 use crate::swarm::FaultMix;
@@ -85,6 +88,11 @@ pub async fn read_replicas(
             };
             let mut logs = Vec::new();
             for node in nodes.iter().copied() {
+                if mix.faulty_disk_nodes.contains(&node) {
+                    // A replica on a faulty disk is outside the durability promise (the budget
+                    // keeps faulty replicas a minority); it is not read.
+                    continue;
+                }
                 match read_log(cluster, node, &dir).await {
                     Ok(Some(log)) => logs.push(log),
                     Ok(None) => violations.push(Violation {

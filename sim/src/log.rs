@@ -15,11 +15,25 @@ pub const LOG_LINES_MAX: usize = 200_000;
 
 thread_local! {
     static LINES: RefCell<VecDeque<String>> = const { RefCell::new(VecDeque::new()) };
+    /// Fatal-by-design panics of this seed: (madsim node, message).
+    static FATAL: RefCell<Vec<(madsim::task::NodeId, String)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Records a fatal-by-design panic of the current node (called by the panic hook).
+pub fn record_fatal(message: &str) {
+    let node = madsim::plugin::node();
+    FATAL.with(|fatal| fatal.borrow_mut().push((node, message.to_owned())));
+}
+
+/// The fatal-by-design panics so far, oldest first; clears them.
+pub fn take_fatal() -> Vec<(madsim::task::NodeId, String)> {
+    FATAL.with(|fatal| std::mem::take(&mut *fatal.borrow_mut()))
 }
 
 /// Drops this thread's lines (a new seed).
 pub fn reset() {
     LINES.with(|lines| lines.borrow_mut().clear());
+    FATAL.with(|fatal| fatal.borrow_mut().clear());
 }
 
 /// This thread's lines, oldest first.

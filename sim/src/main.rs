@@ -49,7 +49,7 @@ mod runner_main {
         /// Seeds run in parallel (one thread each).
         #[arg(long, default_value_t = 2)]
         jobs: usize,
-        /// Run every seed twice and require the same trace hash.
+        /// Replay every seed in a fresh process and require the same trace hash.
         #[arg(long)]
         check_determinism: bool,
         /// Succeed only if some seed fails (stops at the first failure): proves a planted defect
@@ -103,6 +103,7 @@ mod runner_main {
                 .unwrap_or("");
             if sluice_sim::cluster::FATAL_BY_DESIGN.iter().any(|m| message.contains(m)) {
                 tracing::warn!(target: "sluice_sim", "broker stopped by design: {message}");
+                sluice_sim::log::record_fatal(message);
             } else {
                 default(info);
             }
@@ -139,7 +140,6 @@ mod runner_main {
         for _ in 0..args.jobs.clamp(1, 16) {
             let (tx, queue, stop) = (tx.clone(), queue.clone(), stop.clone());
             let check_determinism = args.check_determinism;
-            let options = options;
             workers.push(std::thread::spawn(move || {
                 loop {
                     if stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -148,7 +148,7 @@ mod runner_main {
                     let Some(seed) = queue.lock().expect("queue").next() else { return };
                     let wall = Instant::now();
                     let report = run_one(options(seed));
-                    let second = check_determinism.then(|| run_one(options(seed)).trace_hash);
+                    let second = check_determinism.then(|| replay_hash(&options(seed)));
                     let seconds = wall.elapsed().as_secs_f64() / if check_determinism { 2.0 } else { 1.0 };
                     if tx.send((report, second, seconds)).is_err() {
                         return;
@@ -241,6 +241,28 @@ mod runner_main {
             };
         }
         if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    }
+
+    /// The trace hash of `seed` replayed in a fresh process, exactly as the replay command
+    /// would. A fresh process, not a second run in this one: madsim numbers tasks from a
+    /// process-global counter, so only a replay from a clean process is comparable (and that is
+    /// the promise the replay line makes). 0 when the replay could not run.
+    fn replay_hash(options: &SeedOptions) -> u64 {
+        let Ok(exe) = std::env::current_exe() else { return 0 };
+        let mut command = std::process::Command::new(exe);
+        command.args(["--seed", &options.seed.to_string(), "--faulty-s", &(options.faulty_ms / 1000).to_string()]);
+        command.args(["--jobs", "1", "--artifacts", "target/sim-failures/replay"]);
+        if let Some(defect) = options.defect {
+            command.args(["--defect", defect.name()]);
+        }
+        let Ok(output) = command.stderr(std::process::Stdio::null()).output() else { return 0 };
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        stdout
+            .lines()
+            .find(|line| line.starts_with("seed "))
+            .and_then(|line| line.rsplit(" hash ").next())
+            .and_then(|hash| u64::from_str_radix(hash.trim(), 16).ok())
+            .unwrap_or(0)
     }
 
     fn print_failure(report: &SeedReport, options: &SeedOptions, artifacts: &std::path::Path) {

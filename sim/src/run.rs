@@ -103,7 +103,7 @@ pub async fn run_seed(options: SeedOptions, mix: FaultMix) -> SeedOutcome {
     let created = clients.spawn(async move { create_topics(&setup_bootstrap, &plan).await }).await.expect("setup task");
     if let Err(message) = created {
         outcome.violations.push(violation("Liveness", message));
-        return finish(outcome, started, cluster);
+        return finish(outcome, started, cluster, &mix);
     }
 
     // Phase 1: workload under faults.
@@ -180,7 +180,7 @@ pub async fn run_seed(options: SeedOptions, mix: FaultMix) -> SeedOutcome {
     let (final_reads, mut read_violations) = read_replicas(&cluster, &mix, &replicas).await;
     outcome.violations.append(&mut read_violations);
     outcome.history = History { ops: recorder.take(), final_reads };
-    finish(outcome, started, cluster)
+    finish(outcome, started, cluster, &mix)
 }
 
 fn set_network_faults(mix: &FaultMix, seed: u64, on: bool) {
@@ -208,8 +208,17 @@ fn set_network_faults(mix: &FaultMix, seed: u64, on: bool) {
     }
 }
 
-fn finish(mut outcome: SeedOutcome, started: Instant, _cluster: Cluster) -> SeedOutcome {
+fn finish(mut outcome: SeedOutcome, started: Instant, cluster: Cluster, mix: &FaultMix) -> SeedOutcome {
     outcome.simulated_ms = started.elapsed().as_millis() as u64;
+    for (node, message) in crate::log::take_fatal() {
+        let broker = cluster.brokers.iter().find(|b| b.node == node).map(|b| b.id);
+        let healthy = broker.is_some_and(|id| !mix.faulty_disk_nodes.contains(&id));
+        if healthy {
+            let id = broker.expect("checked");
+            let message = format!("broker {id}, whose disk injects no faults, stopped: {message}");
+            outcome.violations.push(violation("FatalOnHealthyDisk", message));
+        }
+    }
     sim_net::clear();
     outcome
 }

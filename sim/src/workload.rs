@@ -139,6 +139,9 @@ pub async fn consumer(
     recorder: Recorder,
     stop: Arc<AtomicBool>,
 ) {
+    if partitions.is_empty() {
+        return; // More consumers than partitions: nothing to read (and no loop that never waits).
+    }
     let client_id = format!("consumer-{process}");
     let mut client = connect(&bootstrap, &client_id).await;
     let mut positions: Vec<(PartitionKey, i64)> = partitions.into_iter().map(|p| (p, 0)).collect();

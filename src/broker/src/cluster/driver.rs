@@ -472,7 +472,7 @@ impl<D: Disk, C: Clock> Driver<D, C> {
                 if start > before
                     && let Err(error) = group.replica.log_start_moved(&self.state.disk, start).await
                 {
-                    panic!("recording the log start of {:?} failed: {error}", view.group);
+                    panic!("recording the log start of {:?} failed: {error}; stopping the broker", view.group);
                 }
                 tracing::info!(topic = %partition.topic, partition = partition.index, deleted, start = %start, "retention deleted segments");
                 partition.publish(&log);

@@ -180,8 +180,10 @@ impl<D: Disk> Group<D> {
         };
         if stepped.committed || stepped.leader_changed {
             let (commit, leader, term, role) = (raft.committed(), raft.leader(), raft.term(), raft.role());
+            let leader_ready = role == Role::Leader && raft.log().term_at(commit) == Some(term);
             let isr = self.isr(now_ms);
             self.partition.update_view(log, |view| {
+                view.leader_ready = leader_ready;
                 view.commit = commit;
                 view.leader = leader;
                 view.leader_epoch = term;

@@ -37,7 +37,9 @@ impl<D: Disk, C: Clock> Driver<D, C> {
         let mut changed = false;
         while self.meta_applied < commit {
             let read = partition.lock().await.read(self.meta_applied.next(), APPLY_READ_BYTES, commit.next()).await;
-            let read = read.unwrap_or_else(|error| panic!("reading the committed controller log failed: {error}"));
+            let read = read.unwrap_or_else(|error| {
+                panic!("reading the committed controller log failed: {error}; stopping the broker")
+            });
             assert!(
                 !read.records.is_empty(),
                 "the committed controller log has a batch at {}",
@@ -99,7 +101,7 @@ impl<D: Disk, C: Clock> Driver<D, C> {
                 }
             }
             if let Err(error) = self.state.topics.remove_topic(&topic.name).await {
-                panic!("deleting the partitions of topic {} failed: {error}", topic.name);
+                panic!("deleting the partitions of topic {} failed: {error}; stopping the broker", topic.name);
             }
             tracing::info!(topic = %topic.name, "deleted topic");
         }
@@ -153,7 +155,9 @@ impl<D: Disk, C: Clock> Driver<D, C> {
         let topic_id = Uuid::from_bytes(topic.topic_id.0);
         let registry = &self.state.topics;
         let open = registry.open_log(&topic.name, topic_id, index, config, self.now_ms()).await;
-        let log = open.unwrap_or_else(|error| panic!("opening partition {}-{index} failed: {error}", topic.name));
+        let log = open.unwrap_or_else(|error| {
+            panic!("opening partition {}-{index} failed: {error}; stopping the broker", topic.name)
+        });
         let group = GroupId::Partition { topic_id: topic.topic_id, partition: PartitionId(index) };
         let view = ReplicaView::new(group, reassign::reported_replicas(placement), false);
         let partition = Arc::new(Partition::replicated(topic.name.clone(), index, log, view));
@@ -161,7 +165,9 @@ impl<D: Disk, C: Clock> Driver<D, C> {
             // A replica that moved away while this broker was down: the group no longer counts
             // it (a completed move, `reassign.rs`), so its data goes.
             let stale = registry.has_data(&topic.name, index).await;
-            if stale.unwrap_or_else(|error| panic!("listing partition {}-{index} failed: {error}", topic.name)) {
+            if stale.unwrap_or_else(|error| {
+                panic!("listing partition {}-{index} failed: {error}; stopping the broker", topic.name)
+            }) {
                 tracing::info!(topic = %topic.name, partition = index, "deleting a replica moved off this broker");
                 self.wipe(&partition, topic_id, config).await;
             }
@@ -181,9 +187,10 @@ impl<D: Disk, C: Clock> Driver<D, C> {
         let membership = Membership { voters, learners: BTreeSet::new() };
         let log = partition.lock().await;
         let dir = log.dir().to_path_buf();
-        let replica = Replica::open(raft_config(self.me), &self.state.disk, &dir, &log, membership)
-            .await
-            .unwrap_or_else(|error| panic!("opening the replica of {:?} failed: {error}", view.group));
+        let replica =
+            Replica::open(raft_config(self.me), &self.state.disk, &dir, &log, membership).await.unwrap_or_else(
+                |error| panic!("opening the replica of {:?} failed: {error}; stopping the broker", view.group),
+            );
         let (commit, term) = (replica.raft().committed(), replica.raft().term());
         partition.update_view(&log, |view| {
             view.local = true;
@@ -230,7 +237,10 @@ impl<D: Disk, C: Clock> Driver<D, C> {
     async fn wipe(&self, partition: &Arc<Partition<D>>, topic_id: Uuid, config: &TopicConfig) {
         let wiped = self.state.topics.wipe_partition(partition, topic_id, config, self.now_ms()).await;
         wiped.unwrap_or_else(|error| {
-            panic!("deleting the replica of {}-{} failed: {error}", partition.topic, partition.index)
+            panic!(
+                "deleting the replica of {}-{} failed: {error}; stopping the broker",
+                partition.topic, partition.index
+            )
         });
     }
 }
