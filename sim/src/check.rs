@@ -10,6 +10,15 @@ use sluice_checker::raft::{Position, RaftEvent, RaftRecord, RaftRole, check_raft
 use sluice_checker::{History, Violation, check};
 use sluice_raft::{LogPosition, Role, TraceEvent};
 
+/// The cluster did not serve again within the bound after healing.
+pub const LIVENESS: &str = "Liveness";
+/// The simulation itself panicked (a broken invariant in a broker or the harness).
+pub const PANIC: &str = "Panic";
+/// A broker stopped on a storage error although its disk injects no faults.
+pub const FATAL_ON_HEALTHY_DISK: &str = "FatalOnHealthyDisk";
+/// A replay of the seed in a fresh process gave another trace hash.
+pub const DETERMINISM: &str = "Determinism";
+
 fn position(p: LogPosition) -> Position {
     (p.index.0, i64::from(p.term.0))
 }

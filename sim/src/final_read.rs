@@ -12,10 +12,12 @@
 //! Replicas on a broker whose disk injects faults are not read: corruption there is within the
 //! fault budget (a minority of any partition's replicas), and the brokers stop on it by design.
 
+use crate::check::LIVENESS;
 use crate::cluster::Cluster;
 use crate::swarm::FaultMix;
 use bytes::Bytes;
-use sluice_checker::{FinalRead, PartitionKey, Violation};
+use sluice_checker::raft::LOG_MATCHING;
+use sluice_checker::{FinalRead, NO_LOST_WRITE, PartitionKey, Violation};
 use sluice_protocol::records::decode_batch;
 use sluice_storage::{LogConfig, PartitionLog};
 use sluice_types::{BatchHeader, Offset};
@@ -83,7 +85,7 @@ pub async fn read_replicas(
             let dir = PathBuf::from("/data").join(format!("{}-{partition}", topic.name));
             let Some(nodes) = replicas.get(&key) else {
                 let message = format!("{key}: no replica set from Metadata after healing");
-                violations.push(Violation { checker: "Liveness", message });
+                violations.push(Violation { checker: LIVENESS, message });
                 continue;
             };
             let mut logs = Vec::new();
@@ -96,10 +98,10 @@ pub async fn read_replicas(
                 match read_log(cluster, node, &dir).await {
                     Ok(Some(log)) => logs.push(log),
                     Ok(None) => violations.push(Violation {
-                        checker: "NoLostWrite",
+                        checker: NO_LOST_WRITE,
                         message: format!("{key}: replica node {node} has no log directory"),
                     }),
-                    Err(message) => violations.push(Violation { checker: "LogMatching", message }),
+                    Err(message) => violations.push(Violation { checker: LOG_MATCHING, message }),
                 }
             }
             let (mut partition_reads, mut partition_violations) = compare(&key, &logs, topic.replication_factor);
@@ -128,7 +130,7 @@ fn compare(key: &PartitionKey, logs: &[ReplicaLog], replication_factor: i16) -> 
                 match reference.batches.get(base) {
                     Some((_, theirs)) if theirs == bytes => {}
                     Some(_) => violations.push(Violation {
-                        checker: "LogMatching",
+                        checker: LOG_MATCHING,
                         message: format!(
                             "{key}: the committed batch at offset {base}..{} differs between node {} and node {}",
                             header.next_offset().0,
@@ -137,7 +139,7 @@ fn compare(key: &PartitionKey, logs: &[ReplicaLog], replication_factor: i16) -> 
                         ),
                     }),
                     None if *base >= reference.log_start => violations.push(Violation {
-                        checker: "LogMatching",
+                        checker: LOG_MATCHING,
                         message: format!(
                             "{key}: node {} holds a committed batch at offset {base} that node {} lacks",
                             log.node, reference.node
@@ -165,7 +167,7 @@ fn compare(key: &PartitionKey, logs: &[ReplicaLog], replication_factor: i16) -> 
                     }
                 }
                 Err(error) => violations.push(Violation {
-                    checker: "LogMatching",
+                    checker: LOG_MATCHING,
                     message: format!(
                         "{key}: node {} batch at {} does not decode: {error}",
                         log.node, header.base_offset.0

@@ -168,7 +168,7 @@ mod runner_main {
                 && hash != report.trace_hash
             {
                 report.violations.push(sluice_checker::Violation {
-                    checker: "Determinism",
+                    checker: sluice_sim::check::DETERMINISM,
                     message: format!(
                         "two runs of seed {} gave trace hashes {:016x} and {hash:016x}",
                         report.seed, report.trace_hash

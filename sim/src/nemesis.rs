@@ -61,7 +61,7 @@ impl<'a> Nemesis<'a> {
 
     /// Runs until `until`, then undoes nothing: `heal` does that.
     pub async fn run(&mut self, until: Instant) {
-        let kinds = self.kinds();
+        let kinds = self.mix.nemesis_actions();
         while Instant::now() < until && self.actions < ACTIONS_MAX {
             let (wait_ms, kind) = {
                 let mut rng = madsim::rand::thread_rng();
@@ -78,21 +78,6 @@ impl<'a> Nemesis<'a> {
                 self.actions += 1;
             }
         }
-    }
-
-    fn kinds(&self) -> Vec<&'static str> {
-        let m = self.mix;
-        let all = [
-            (m.kill, "kill"),
-            (m.power_loss, "power-loss"),
-            (m.power_loss_all, "power-loss-all"),
-            (m.pause, "pause"),
-            (m.partition, "partition"),
-            (m.clog_link, "clog-link"),
-            (m.swizzle, "swizzle"),
-            (m.clock_jumps, "clock-jump"),
-        ];
-        all.into_iter().filter(|(on, _)| *on).map(|(_, name)| name).collect()
     }
 
     /// Undoes every fault due before `next`, at its time.

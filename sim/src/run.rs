@@ -9,6 +9,7 @@
 //!    prefixes must be byte-identical (LogMatching), and the history, final reads and Raft trace
 //!    go to the checkers.
 
+use crate::check::{FATAL_ON_HEALTHY_DISK, LIVENESS};
 use crate::cluster::{Cluster, kafka_addr};
 use crate::final_read::read_replicas;
 use crate::nemesis::Nemesis;
@@ -53,7 +54,6 @@ pub struct SeedOutcome {
     pub acked: u64,
     pub polls: u64,
     pub nemesis_actions: u32,
-    pub trace_events: u64,
     /// A hash of everything observable: history, final reads and trace.
     pub trace_hash: u64,
     pub history: History,
@@ -64,18 +64,7 @@ fn violation(checker: &'static str, message: String) -> Violation {
 }
 
 fn disk_config(mix: &FaultMix, id: u32) -> SimDiskConfig {
-    let mut config = SimDiskConfig::default();
-    if mix.faulty_disk_nodes.contains(&id) {
-        let d = mix.disk;
-        config.read_eio = d.read_eio;
-        config.write_eio = d.write_eio;
-        config.fsync_eio = d.fsync_eio;
-        config.read_bit_flip = d.read_bit_flip;
-        config.latent_sector_error = d.latent_sector_error;
-        config.misdirected_write = d.misdirected_write;
-        config.capacity_bytes = d.capacity_bytes;
-    }
-    config
+    if mix.faulty_disk_nodes.contains(&id) { mix.disk } else { SimDiskConfig::default() }
 }
 
 /// Runs one seed inside the current madsim runtime.
@@ -102,7 +91,7 @@ pub async fn run_seed(options: SeedOptions, mix: FaultMix) -> SeedOutcome {
     let setup_bootstrap = bootstrap.clone();
     let created = clients.spawn(async move { create_topics(&setup_bootstrap, &plan).await }).await.expect("setup task");
     if let Err(message) = created {
-        outcome.violations.push(violation("Liveness", message));
+        outcome.violations.push(violation(LIVENESS, message));
         return finish(outcome, started, cluster, &mix);
     }
 
@@ -159,9 +148,9 @@ pub async fn run_seed(options: SeedOptions, mix: FaultMix) -> SeedOutcome {
         .expect("liveness task");
     match live {
         Ok(Ok(())) => {}
-        Ok(Err(message)) => outcome.violations.push(violation("Liveness", message)),
+        Ok(Err(message)) => outcome.violations.push(violation(LIVENESS, message)),
         Err(_) => outcome.violations.push(violation(
-            "Liveness",
+            LIVENESS,
             format!("not every partition accepted an acks=all write within {LIVENESS_MS} ms of healing"),
         )),
     }
@@ -216,7 +205,7 @@ fn finish(mut outcome: SeedOutcome, started: Instant, cluster: Cluster, mix: &Fa
         if healthy {
             let id = broker.expect("checked");
             let message = format!("broker {id}, whose disk injects no faults, stopped: {message}");
-            outcome.violations.push(violation("FatalOnHealthyDisk", message));
+            outcome.violations.push(violation(FATAL_ON_HEALTHY_DISK, message));
         }
     }
     sim_net::clear();

@@ -6,11 +6,11 @@
 //! once per thread (reference/dst.md §1.1), and the defect switch, the trace sink, the message
 //! fault layer and the event log are thread-locals.
 
-use crate::check::{check_all, convert, trace_hash};
+use crate::check::{PANIC, check_all, convert, trace_hash};
 use crate::run::{SeedOptions, SeedOutcome, run_seed};
 use crate::swarm::FaultMix;
-use sluice_checker::Violation;
 use sluice_checker::raft::RaftRecord;
+use sluice_checker::{HARNESS_ERROR, Violation};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -70,13 +70,13 @@ pub fn run_one(options: SeedOptions) -> SeedReport {
             let violations = outcome.violations.clone();
             (outcome, violations)
         }
-        Err(message) => (SeedOutcome::default(), vec![Violation { checker: "Panic", message }]),
+        Err(message) => (SeedOutcome::default(), vec![Violation { checker: PANIC, message }]),
     };
-    if violations.iter().all(|v| v.checker != "Panic") {
+    if violations.iter().all(|v| v.checker != PANIC) {
         violations.extend(check_all(&outcome.history, &trace));
     }
     if trace_overflowed {
-        violations.push(Violation { checker: "HarnessError", message: "the Raft trace overflowed its bound".into() });
+        violations.push(Violation { checker: HARNESS_ERROR, message: "the Raft trace overflowed its bound".into() });
     }
     let trace_hash = trace_hash(&outcome.history, &trace);
     SeedReport { seed, mix, violations, outcome, trace, trace_overflowed, log, trace_hash }

@@ -11,6 +11,7 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use sluice_io::sim_disk::SimDiskConfig;
 use std::fmt;
 
 /// Brokers per cluster: 3 or 5.
@@ -32,19 +33,6 @@ pub struct TopicPlan {
     pub replication_factor: i16,
     /// `segment.bytes`: tiny segments roll often (buggify).
     pub segment_bytes: Option<u32>,
-}
-
-/// Disk fault rates for the faulty brokers.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct DiskFaultRates {
-    pub read_eio: f64,
-    pub write_eio: f64,
-    pub fsync_eio: f64,
-    pub read_bit_flip: f64,
-    pub latent_sector_error: f64,
-    pub misdirected_write: f64,
-    /// Small capacity: ENOSPC.
-    pub capacity_bytes: Option<u64>,
 }
 
 /// Everything a seed decides.
@@ -78,9 +66,10 @@ pub struct FaultMix {
     /// Per-node wall-clock skew bound and whether clocks jump during the run.
     pub clock_skew_ms_max: i64,
     pub clock_jumps: bool,
-    /// Brokers whose disks inject faults (a minority) and the rates.
+    /// Brokers whose disks inject faults (a minority), and their disks' config (the default,
+    /// faultless one when no disk is faulty).
     pub faulty_disk_nodes: Vec<u32>,
-    pub disk: DiskFaultRates,
+    pub disk: SimDiskConfig,
     /// Forced leader step-downs (ElectLeaders and transfers) as a nemesis action.
     pub step_downs: bool,
     /// Delayed fsync completion in the flusher (buggify).
@@ -111,7 +100,7 @@ impl FaultMix {
         let chance =
             |rng: &mut ChaCha8Rng, p: f64, max: f64| if rng.gen_bool(p) { rng.gen_range(0.0..max) } else { 0.0 };
         let disk = if disk_faults {
-            DiskFaultRates {
+            SimDiskConfig {
                 read_eio: chance(&mut rng, 0.5, 0.01),
                 write_eio: chance(&mut rng, 0.5, 0.01),
                 fsync_eio: chance(&mut rng, 0.5, 0.005),
@@ -119,9 +108,10 @@ impl FaultMix {
                 latent_sector_error: chance(&mut rng, 0.5, 0.005),
                 misdirected_write: chance(&mut rng, 0.5, 0.002),
                 capacity_bytes: rng.gen_bool(0.2).then(|| rng.gen_range(2..=16) << 20),
+                ..SimDiskConfig::default()
             }
         } else {
-            DiskFaultRates::default()
+            SimDiskConfig::default()
         };
         FaultMix {
             brokers,
@@ -150,10 +140,9 @@ impl FaultMix {
         }
     }
 
-    /// The names of the faults that are on, for the progress line.
-    pub fn short(&self) -> String {
-        let mut on = Vec::new();
-        let flags = [
+    /// The nemesis actions this seed turned on, by their names in `nemesis.rs`.
+    pub fn nemesis_actions(&self) -> Vec<&'static str> {
+        let all = [
             (self.kill, "kill"),
             (self.power_loss, "power-loss"),
             (self.power_loss_all, "power-loss-all"),
@@ -161,13 +150,21 @@ impl FaultMix {
             (self.partition, "partition"),
             (self.clog_link, "clog-link"),
             (self.swizzle, "swizzle"),
+            (self.clock_jumps, "clock-jump"),
+        ];
+        all.into_iter().filter(|(on, _)| *on).map(|(_, name)| name).collect()
+    }
+
+    /// The names of the faults that are on, for the progress line.
+    pub fn short(&self) -> String {
+        let mut on = self.nemesis_actions();
+        let flags = [
             (self.packet_loss > 0.0, "loss"),
             (self.latency_ms_max > 0, "latency"),
             (self.raft_drop > 0.0, "raft-drop"),
             (self.raft_duplicate > 0.0, "raft-dup"),
             (self.raft_delay > 0.0, "raft-delay"),
             (self.clock_skew_ms_max > 0, "skew"),
-            (self.clock_jumps, "clock-jump"),
             (!self.faulty_disk_nodes.is_empty(), "disk"),
             (self.step_downs, "step-down"),
             (self.fsync_delay_ms_max > 0, "slow-fsync"),

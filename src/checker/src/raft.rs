@@ -16,7 +16,7 @@
 //! at or below the index as committed for the group. Linear in the trace, plus one pass over the
 //! committed entries per election.
 
-use crate::report::Violation;
+use crate::report::{HIGH_WATERMARK_MONOTONIC, Sink, Violation};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -24,10 +24,14 @@ pub const ELECTION_SAFETY: &str = "ElectionSafety";
 pub const LOG_MATCHING: &str = "LogMatching";
 pub const LEADER_COMPLETENESS: &str = "LeaderCompleteness";
 pub const COMMITTED_NEVER_LOST: &str = "CommittedNeverLost";
-pub const HIGH_WATERMARK_MONOTONIC_REPLICA: &str = "HighWatermarkMonotonic";
+
+/// Every name the Raft checks report under (HighWatermarkMonotonic is shared with the
+/// client-observed history check: the same property seen from a replica).
+pub const RAFT_CHECKER_NAMES: [&str; 5] =
+    [ELECTION_SAFETY, LOG_MATCHING, LEADER_COMPLETENESS, COMMITTED_NEVER_LOST, HIGH_WATERMARK_MONOTONIC];
 
 /// Violations reported per checker (one root cause repeats).
-pub const RAFT_VIOLATIONS_PER_CHECKER_MAX: usize = 16;
+pub const RAFT_VIOLATIONS_PER_CHECKER_MAX: u64 = 16;
 
 /// A log position: (index, term). Index -1 is the empty log.
 pub type Position = (i64, i64);
@@ -93,33 +97,18 @@ struct Group {
     leaders: BTreeMap<i64, u32>,
 }
 
-struct Out {
-    violations: Vec<Violation>,
-    counts: BTreeMap<&'static str, usize>,
-}
-
-impl Out {
-    fn report(&mut self, checker: &'static str, message: String) {
-        let count = self.counts.entry(checker).or_default();
-        *count += 1;
-        if *count <= RAFT_VIOLATIONS_PER_CHECKER_MAX {
-            self.violations.push(Violation { checker, message });
-        }
-    }
-}
-
 /// Checks the trace; returns the violations (at most `RAFT_VIOLATIONS_PER_CHECKER_MAX` each).
 pub fn check_raft(trace: &[RaftRecord]) -> Vec<Violation> {
     let mut groups: BTreeMap<&str, Group> = BTreeMap::new();
-    let mut out = Out { violations: Vec::new(), counts: BTreeMap::new() };
+    let mut out = Sink::capped(RAFT_VIOLATIONS_PER_CHECKER_MAX);
     for (at, record) in trace.iter().enumerate() {
         let group = groups.entry(&record.group).or_default();
         step(group, at, record, &mut out);
     }
-    out.violations
+    out.into_violations()
 }
 
-fn step(group: &mut Group, at: usize, record: &RaftRecord, out: &mut Out) {
+fn step(group: &mut Group, at: usize, record: &RaftRecord, out: &mut Sink) {
     let (node, name) = (record.node, &record.group);
     let replica = group.replicas.entry(node).or_default();
     match &record.event {
@@ -137,7 +126,7 @@ fn step(group: &mut Group, at: usize, record: &RaftRecord, out: &mut Out) {
             if let Some(previous) = replica.votes.insert(*term, *candidate)
                 && previous != *candidate
             {
-                out.report(
+                out.push(
                     ELECTION_SAFETY,
                     format!("{name}: node {node} voted for {previous} and then {candidate} in term {term} (trace event {at})"),
                 );
@@ -149,7 +138,7 @@ fn step(group: &mut Group, at: usize, record: &RaftRecord, out: &mut Out) {
             if let Some(other) = group.leaders.insert(*term, node)
                 && other != node
             {
-                out.report(
+                out.push(
                     ELECTION_SAFETY,
                     format!("{name}: nodes {other} and {node} both led term {term} (trace event {at})"),
                 );
@@ -159,7 +148,7 @@ fn step(group: &mut Group, at: usize, record: &RaftRecord, out: &mut Out) {
                 *commit_term < *term && replica.log.get(index) != Some(entry_term)
             });
             if let Some((index, (committed_term, _))) = missing {
-                out.report(
+                out.push(
                     LEADER_COMPLETENESS,
                     format!(
                         "{name}: node {node} became leader of term {term} without the committed entry ({index}, term {committed_term}); it holds {:?} there (trace event {at})",
@@ -189,13 +178,13 @@ fn step(group: &mut Group, at: usize, record: &RaftRecord, out: &mut Out) {
 }
 
 /// A replica drops its entries after `after`: none of them may be committed.
-fn removed(group: &mut Group, node: u32, after: i64, what: &str, at: usize, out: &mut Out) {
+fn removed(group: &mut Group, node: u32, after: i64, what: &str, at: usize, out: &mut Sink) {
     let replica = group.replicas.get_mut(&node).expect("present");
     let dropped: Vec<(i64, i64)> = replica.log.range(after + 1..).map(|(i, t)| (*i, *t)).collect();
     replica.log.retain(|index, _| *index <= after);
     for (index, term) in dropped {
         if group.committed.get(&index).is_some_and(|(committed_term, _)| *committed_term == term) {
-            out.report(
+            out.push(
                 COMMITTED_NEVER_LOST,
                 format!(
                     "node {node} {what} {after}, removing the committed entry ({index}, term {term}) (trace event {at})"
@@ -206,11 +195,11 @@ fn removed(group: &mut Group, node: u32, after: i64, what: &str, at: usize, out:
     }
 }
 
-fn commit(group: &mut Group, node: u32, name: &str, index: i64, term: i64, at: usize, out: &mut Out) {
+fn commit(group: &mut Group, node: u32, name: &str, index: i64, term: i64, at: usize, out: &mut Sink) {
     let replica = group.replicas.get_mut(&node).expect("present");
     if index < replica.commit {
-        out.report(
-            HIGH_WATERMARK_MONOTONIC_REPLICA,
+        out.push(
+            HIGH_WATERMARK_MONOTONIC,
             format!(
                 "{name}: node {node} moved its commit index back from {} to {index} (trace event {at})",
                 replica.commit
@@ -222,7 +211,7 @@ fn commit(group: &mut Group, node: u32, name: &str, index: i64, term: i64, at: u
     if let Some(held) = replica.log.get(&index)
         && *held != term
     {
-        out.report(
+        out.push(
             LOG_MATCHING,
             format!("{name}: node {node} committed ({index}, term {term}) but holds term {held} there"),
         );
@@ -236,7 +225,7 @@ fn commit(group: &mut Group, node: u32, name: &str, index: i64, term: i64, at: u
         known.1 = known.1.min(commit_term);
         if known.0 != *t {
             let other = known.0;
-            out.report(
+            out.push(
                 LOG_MATCHING,
                 format!("{name}: node {node} committed ({i}, term {t}) where ({i}, term {other}) was already committed (trace event {at})"),
             );

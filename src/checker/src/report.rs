@@ -129,23 +129,42 @@ impl fmt::Display for Report {
 }
 
 /// Collects violations while the checkers run, capping each checker's list.
-#[derive(Default)]
 pub(crate) struct Sink {
     violations: Vec<Violation>,
     counts: BTreeMap<&'static str, u64>,
     suppressed: u64,
+    /// Violations listed per checker; the rest are only counted.
+    per_checker_max: u64,
+}
+
+impl Default for Sink {
+    fn default() -> Self {
+        Sink::capped(VIOLATIONS_PER_CHECKER_MAX)
+    }
 }
 
 impl Sink {
+    pub(crate) fn capped(per_checker_max: u64) -> Sink {
+        Sink { violations: Vec::new(), counts: BTreeMap::new(), suppressed: 0, per_checker_max }
+    }
+
     pub(crate) fn push(&mut self, checker: &'static str, message: String) {
-        assert!(CHECKER_NAMES.contains(&checker), "unknown checker name {checker}");
+        assert!(
+            CHECKER_NAMES.contains(&checker) || crate::raft::RAFT_CHECKER_NAMES.contains(&checker),
+            "unknown checker name {checker}"
+        );
         let count = self.counts.entry(checker).or_insert(0);
         *count += 1;
-        if *count > VIOLATIONS_PER_CHECKER_MAX {
+        if *count > self.per_checker_max {
             self.suppressed += 1;
         } else {
             self.violations.push(Violation { checker, message });
         }
+    }
+
+    /// The listed violations, in the order they were found.
+    pub(crate) fn into_violations(self) -> Vec<Violation> {
+        self.violations
     }
 
     pub(crate) fn finish(mut self, mut stats: Stats) -> Report {

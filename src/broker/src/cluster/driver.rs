@@ -19,7 +19,7 @@ use super::limits::{
     CONTROLLER_WAITERS_MAX, FORWARD_TIMEOUT_MS, FORWARDS_PENDING_MAX, LEADER_REPORT_MS, PREFERRED_LEADER_CHECK_MS,
     REASSIGN_CHECK_MS, REGISTER_RETRY_MS, SHUTDOWN_TRANSFER_MS,
 };
-use super::{ClusterConfig, ClusterSnapshot, Command, Proposed};
+use super::{ClusterConfig, ClusterSnapshot, Command, Proposed, stop_broker};
 use crate::partition::{Partition, ReplicaView};
 use crate::replication::Replica;
 use crate::state::BrokerState;
@@ -472,7 +472,7 @@ impl<D: Disk, C: Clock> Driver<D, C> {
                 if start > before
                     && let Err(error) = group.replica.log_start_moved(&self.state.disk, start).await
                 {
-                    panic!("recording the log start of {:?} failed: {error}; stopping the broker", view.group);
+                    stop_broker(format_args!("recording the log start of {:?} failed: {error}", view.group));
                 }
                 tracing::info!(topic = %partition.topic, partition = partition.index, deleted, start = %start, "retention deleted segments");
                 partition.publish(&log);

@@ -7,11 +7,11 @@
 //! is gone. On restart the whole committed log is applied again, so the local topics are
 //! always a function of the committed log (KRaft brokers replay `__cluster_metadata` too).
 
-use super::ControllerReply;
 use super::driver::{Driver, raft_config};
 use super::groups::Group;
 use super::limits::{APPLY_READ_BYTES, COMMAND_RECORD_BYTES_MAX};
 use super::reassign;
+use super::{ControllerReply, stop_broker};
 use crate::partition::{Partition, ReplicaView};
 use crate::replication::Replica;
 use crate::topic_config::TopicConfig;
@@ -38,7 +38,7 @@ impl<D: Disk, C: Clock> Driver<D, C> {
         while self.meta_applied < commit {
             let read = partition.lock().await.read(self.meta_applied.next(), APPLY_READ_BYTES, commit.next()).await;
             let read = read.unwrap_or_else(|error| {
-                panic!("reading the committed controller log failed: {error}; stopping the broker")
+                stop_broker(format_args!("reading the committed controller log failed: {error}"))
             });
             assert!(
                 !read.records.is_empty(),
@@ -101,7 +101,7 @@ impl<D: Disk, C: Clock> Driver<D, C> {
                 }
             }
             if let Err(error) = self.state.topics.remove_topic(&topic.name).await {
-                panic!("deleting the partitions of topic {} failed: {error}; stopping the broker", topic.name);
+                stop_broker(format_args!("deleting the partitions of topic {} failed: {error}", topic.name));
             }
             tracing::info!(topic = %topic.name, "deleted topic");
         }
@@ -156,7 +156,7 @@ impl<D: Disk, C: Clock> Driver<D, C> {
         let registry = &self.state.topics;
         let open = registry.open_log(&topic.name, topic_id, index, config, self.now_ms()).await;
         let log = open.unwrap_or_else(|error| {
-            panic!("opening partition {}-{index} failed: {error}; stopping the broker", topic.name)
+            stop_broker(format_args!("opening partition {}-{index} failed: {error}", topic.name))
         });
         let group = GroupId::Partition { topic_id: topic.topic_id, partition: PartitionId(index) };
         let view = ReplicaView::new(group, reassign::reported_replicas(placement), false);
@@ -166,7 +166,7 @@ impl<D: Disk, C: Clock> Driver<D, C> {
             // it (a completed move, `reassign.rs`), so its data goes.
             let stale = registry.has_data(&topic.name, index).await;
             if stale.unwrap_or_else(|error| {
-                panic!("listing partition {}-{index} failed: {error}; stopping the broker", topic.name)
+                stop_broker(format_args!("listing partition {}-{index} failed: {error}", topic.name))
             }) {
                 tracing::info!(topic = %topic.name, partition = index, "deleting a replica moved off this broker");
                 self.wipe(&partition, topic_id, config).await;
@@ -189,7 +189,7 @@ impl<D: Disk, C: Clock> Driver<D, C> {
         let dir = log.dir().to_path_buf();
         let replica =
             Replica::open(raft_config(self.me), &self.state.disk, &dir, &log, membership).await.unwrap_or_else(
-                |error| panic!("opening the replica of {:?} failed: {error}; stopping the broker", view.group),
+                |error| stop_broker(format_args!("opening the replica of {:?} failed: {error}", view.group)),
             );
         let (commit, term) = (replica.raft().committed(), replica.raft().term());
         partition.update_view(&log, |view| {
@@ -237,10 +237,7 @@ impl<D: Disk, C: Clock> Driver<D, C> {
     async fn wipe(&self, partition: &Arc<Partition<D>>, topic_id: Uuid, config: &TopicConfig) {
         let wiped = self.state.topics.wipe_partition(partition, topic_id, config, self.now_ms()).await;
         wiped.unwrap_or_else(|error| {
-            panic!(
-                "deleting the replica of {}-{} failed: {error}; stopping the broker",
-                partition.topic, partition.index
-            )
+            stop_broker(format_args!("deleting the replica of {}-{} failed: {error}", partition.topic, partition.index))
         });
     }
 }

@@ -197,3 +197,10 @@ pub fn channel<D: Disk>(
         watch::channel(Arc::new(ClusterSnapshot { applied_index: Offset(-1), ..Default::default() }));
     (ClusterHandle { node_id, config, commands, snapshot }, receiver, publish)
 }
+
+/// A storage failure the broker cannot carry on from: it stops, and its supervisor restarts it,
+/// rather than risk an acknowledged record. One wording for every such stop, which the
+/// simulator recognises (`sim/src/cluster.rs`, `FATAL_BY_DESIGN`).
+pub(crate) fn stop_broker(failed: std::fmt::Arguments<'_>) -> ! {
+    panic!("{failed}; stopping the broker")
+}
