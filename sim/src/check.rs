@@ -6,7 +6,7 @@
 //! (FNV-1a 64 over their text; the determinism check in CI compares them).
 
 use sluice_broker::replication::sim_trace::TraceRecord;
-use sluice_checker::raft::{Position, RaftEvent, RaftRecord, RaftRole, check_raft};
+use sluice_checker::raft::{Position, RaftEvent, RaftRecord, RaftRole, check_raft_with_faulty_disks};
 use sluice_checker::{History, Violation, check};
 use sluice_raft::{LogPosition, Role, TraceEvent};
 
@@ -46,6 +46,10 @@ pub fn convert(record: &TraceRecord) -> RaftRecord {
         TraceEvent::HardState { term, voted_for } => {
             RaftEvent::HardState { term: i64::from(term.0), voted_for: voted_for.map(|n| n.0 as u32) }
         }
+        TraceEvent::Ack { matched } => RaftEvent::Ack { matched: position(*matched) },
+        TraceEvent::Vote { term, candidate } => {
+            RaftEvent::Vote { term: i64::from(term.0), candidate: candidate.0 as u32 }
+        }
         TraceEvent::Append { entries } => {
             RaftEvent::Append { entries: entries.iter().copied().map(position).collect() }
         }
@@ -56,10 +60,11 @@ pub fn convert(record: &TraceRecord) -> RaftRecord {
     RaftRecord { node: record.node.0 as u32, group: record.group.clone(), event }
 }
 
-/// Every checker over the seed's history and trace.
-pub fn check_all(history: &History, trace: &[RaftRecord]) -> Vec<Violation> {
+/// Every checker over the seed's history and trace (`faulty_disk_nodes`: brokers whose disks
+/// inject faults, which may lose synced data).
+pub fn check_all(history: &History, trace: &[RaftRecord], faulty_disk_nodes: &[u32]) -> Vec<Violation> {
     let mut violations = check(history).violations;
-    violations.extend(check_raft(trace));
+    violations.extend(check_raft_with_faulty_disks(trace, &faulty_disk_nodes.iter().copied().collect()));
     violations
 }
 

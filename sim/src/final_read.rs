@@ -2,12 +2,15 @@
 //! once the brokers have stopped.
 //!
 //! Why from the disk: Fetch serves only the leader, and the point is to compare *every*
-//! replica. The committed prefix is what a majority of a partition's replicas hold (Raft §5.4:
-//! nothing commits before a majority has it, and healing gave followers time to catch up), so:
-//! - LogMatching: the batches below the majority's common end are byte-identical on every
-//!   replica that holds them (DESIGN.md: the batch bytes are the Raft entry on every replica).
-//! - The committed prefix (below the high watermark) goes to the history checkers as one
-//!   `FinalRead` per replica.
+//! replica. The committed prefix ends at the high watermark the leader reported after healing
+//! (when no leader answered, at the end a majority of the replicas reach: Raft §5.4, nothing
+//! commits before a majority holds it), so:
+//! - Liveness: every healthy replica reaches the high watermark (healing and `SETTLE_MS` gave
+//!   it time to catch up). A replica behind it is reported, and left out of the final reads, so
+//!   one laggard is one clear violation and not a NoLostWrite per missing record.
+//! - LogMatching: the batches below the committed end are byte-identical on every replica that
+//!   holds them (DESIGN.md: the batch bytes are the Raft entry on every replica).
+//! - The committed prefix goes to the history checkers as one `FinalRead` per replica.
 //!
 //! Replicas on a broker whose disk injects faults are not read: corruption there is within the
 //! fault budget (a minority of any partition's replicas), and the brokers stop on it by design.
@@ -76,6 +79,7 @@ pub async fn read_replicas(
     cluster: &Cluster,
     mix: &FaultMix,
     replicas: &BTreeMap<PartitionKey, Vec<u32>>,
+    high_watermarks: &BTreeMap<PartitionKey, i64>,
 ) -> (Vec<FinalRead>, Vec<Violation>) {
     let mut reads = Vec::new();
     let mut violations = Vec::new();
@@ -84,8 +88,10 @@ pub async fn read_replicas(
             let key = PartitionKey::new(topic.name.clone(), partition);
             let dir = PathBuf::from("/data").join(format!("{}-{partition}", topic.name));
             let Some(nodes) = replicas.get(&key) else {
-                let message = format!("{key}: no replica set from Metadata after healing");
-                violations.push(Violation { checker: LIVENESS, message });
+                if !replicas.is_empty() {
+                    let message = format!("{key}: no replica set from Metadata after healing");
+                    violations.push(Violation { checker: LIVENESS, message });
+                }
                 continue;
             };
             let mut logs = Vec::new();
@@ -104,7 +110,9 @@ pub async fn read_replicas(
                     Err(message) => violations.push(Violation { checker: LOG_MATCHING, message }),
                 }
             }
-            let (mut partition_reads, mut partition_violations) = compare(&key, &logs, topic.replication_factor);
+            let high_watermark = high_watermarks.get(&key).copied();
+            let (mut partition_reads, mut partition_violations) =
+                compare(&key, &logs, topic.replication_factor, high_watermark);
             reads.append(&mut partition_reads);
             violations.append(&mut partition_violations);
         }
@@ -112,15 +120,19 @@ pub async fn read_replicas(
     (reads, violations)
 }
 
-/// The committed prefix: the largest end that a majority of the replicas reach with identical
-/// batches. Raft commits an entry only once a majority hold it, and healing gave the followers
-/// time to catch up; a replica behind that end is reported as lagging, not as lost data.
-fn compare(key: &PartitionKey, logs: &[ReplicaLog], replication_factor: i16) -> (Vec<FinalRead>, Vec<Violation>) {
+/// Compares one partition's replica logs below the committed end: the leader's high watermark,
+/// or (no leader answered) the largest end a majority of the replicas reach.
+fn compare(
+    key: &PartitionKey,
+    logs: &[ReplicaLog],
+    replication_factor: i16,
+    high_watermark: Option<i64>,
+) -> (Vec<FinalRead>, Vec<Violation>) {
     let mut violations = Vec::new();
     let majority = replication_factor as usize / 2 + 1;
     let mut ends: Vec<i64> = logs.iter().map(|l| l.log_end).collect();
     ends.sort_unstable_by(|a, b| b.cmp(a));
-    let committed_end = ends.get(majority - 1).copied().unwrap_or(0);
+    let committed_end = high_watermark.unwrap_or_else(|| ends.get(majority - 1).copied().unwrap_or(0));
     // LogMatching over the committed prefix: every replica holding a batch below the end holds
     // the same bytes as the first replica that has it.
     let reference = logs.iter().max_by_key(|l| l.log_end);
@@ -152,6 +164,15 @@ fn compare(key: &PartitionKey, logs: &[ReplicaLog], replication_factor: i16) -> 
     }
     let mut reads = Vec::new();
     for log in logs {
+        if log.log_end < committed_end && high_watermark.is_some() {
+            let settle_s = crate::run::SETTLE_MS / 1000;
+            let message = format!(
+                "{key}: node {}'s replica ends at offset {}, behind its leader's high watermark {committed_end}, {settle_s} s after the cluster served again",
+                log.node, log.log_end
+            );
+            violations.push(Violation { checker: LIVENESS, message });
+            continue;
+        }
         let high_watermark = committed_end.min(log.log_end);
         let mut records = Vec::new();
         for (_, (header, bytes)) in log.batches.range(..high_watermark) {

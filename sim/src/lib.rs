@@ -10,11 +10,15 @@
 //! pause), `clock.rs` (per-node skew), `nemesis.rs` (faults over time), `workload.rs`
 //! (producers, consumers, the history), `final_read.rs` (every replica's log from its disk),
 //! `run.rs` (the phases of one seed), `check.rs` (the checkers and the trace hash),
-//! `runner.rs` (seeds, threads, progress, replay lines), `log.rs` (the per-seed event log).
+//! `runner.rs` (one seed on its thread, replay lines, artifacts), `sweep.rs` (a fresh child
+//! process per seed), `scenarios.rs` (pinned seeds), `log.rs` (the per-seed event log).
 //!
-//! Only `swarm.rs` builds without `--cfg madsim`: everything else needs the simulator.
+//! Only `swarm.rs`, `sweep.rs` and `scenarios.rs` build without `--cfg madsim`: everything else needs the
+//! simulator.
 
+pub mod scenarios;
 pub mod swarm;
+pub mod sweep;
 
 #[cfg(madsim)]
 pub mod check;

@@ -1,8 +1,9 @@
 //! `sluice-sim`: the seed runner behind `sim/run` (which builds it with `--cfg madsim`).
 //!
 //! `sim/run --seeds A..B [--defect NAME] [--jobs N] [--check-determinism] [--expect-failure]`
-//! runs each seed, prints its fault mix and result with a progress bar, and exits non-zero on
-//! any violation, printing the one-line replay command of every failing seed.
+//! runs each seed in a fresh child process (`sweep.rs`), prints its fault mix and result with a
+//! progress bar, and exits non-zero on any violation, printing the one-line replay command of
+//! every failing seed. `sim/run --seed N` runs one seed in this process: the replay.
 
 #[cfg(not(madsim))]
 fn main() {
@@ -18,8 +19,10 @@ fn main() -> std::process::ExitCode {
 #[cfg(madsim)]
 mod runner_main {
     use clap::Parser;
+    use sluice_checker::{Op, SendOutcome};
     use sluice_sim::run::{FAULTY_MS_DEFAULT, SeedOptions};
     use sluice_sim::runner::{LOG_TAIL_LINES, SeedReport, replay_command, run_one, write_artifacts, write_trace};
+    use sluice_sim::sweep::{ChildResult, ChildRun, run_child};
     use sluice_types::defect::Defect;
     use std::io::{IsTerminal, Write};
     use std::path::PathBuf;
@@ -29,6 +32,10 @@ mod runner_main {
 
     /// Seeds one run may sweep.
     const SEEDS_MAX: u64 = 1_000_000;
+    /// Child processes at once.
+    const JOBS_MAX: usize = 16;
+    /// Failing seeds listed in the summary line.
+    const FAILED_SHOWN_MAX: usize = 50;
 
     #[derive(Parser, Debug)]
     #[command(name = "sim/run", about = "Deterministic simulation of Sluice clusters under faults")]
@@ -39,6 +46,9 @@ mod runner_main {
         /// One seed to run (replay).
         #[arg(long)]
         seed: Option<u64>,
+        /// Run the named scenarios: the seeds that found bugs (`scenarios.rs`).
+        #[arg(long, conflicts_with_all = ["seed", "seeds"])]
+        scenarios: bool,
         /// Turn on a planted defect: ack-before-fsync, commit-old-term, fetch-above-hw,
         /// forget-vote, truncate-on-stale-append.
         #[arg(long)]
@@ -46,12 +56,15 @@ mod runner_main {
         /// Simulated seconds of the faulty phase.
         #[arg(long, default_value_t = FAULTY_MS_DEFAULT / 1000)]
         faulty_s: u64,
-        /// Seeds run in parallel (one thread each).
+        /// Seeds run in parallel (one child process each).
         #[arg(long, default_value_t = 2)]
         jobs: usize,
-        /// Replay every seed in a fresh process and require the same trace hash.
+        /// Run every seed twice, each in a fresh process, and require the same trace hash.
         #[arg(long)]
         check_determinism: bool,
+        /// Internal: this process is a sweep's child; print the machine result line last.
+        #[arg(long, hide = true)]
+        child: bool,
         /// Succeed only if some seed fails (stops at the first failure): proves a planted defect
         /// is caught.
         #[arg(long)]
@@ -70,6 +83,12 @@ mod runner_main {
     fn parse_seeds(args: &Args) -> Result<Vec<u64>, String> {
         if let Some(seed) = args.seed {
             return Ok(vec![seed]);
+        }
+        if args.scenarios {
+            for scenario in sluice_sim::scenarios::SCENARIOS {
+                println!("scenario seed {:>6}: {}", scenario.seed, scenario.found);
+            }
+            return Ok(sluice_sim::scenarios::SCENARIOS.iter().map(|s| s.seed).collect());
         }
         let text = args.seeds.as_deref().unwrap_or("0..10");
         let (a, b) = text.split_once("..").ok_or_else(|| format!("--seeds {text}: expected A..B"))?;
@@ -129,16 +148,79 @@ mod runner_main {
                 return ExitCode::from(2);
             }
         };
-        let faulty_ms = args.faulty_s * 1000;
-        let options = move |seed| SeedOptions { seed, defect, faulty_ms };
+        let options = SeedOptions { seed: seeds[0], defect, faulty_ms: args.faulty_s * 1000 };
+        if seeds.len() == 1 && !args.check_determinism {
+            return run_here(&args, options);
+        }
+        sweep(&args, seeds, options)
+    }
+
+    /// One seed in this process: the replay path, and what every sweep child runs.
+    fn run_here(args: &Args, options: SeedOptions) -> ExitCode {
+        let wall = Instant::now();
+        let report = run_one(options.clone());
+        let wall_ms = wall.elapsed().as_millis() as u64;
+        print_seed_line(&report, wall_ms as f64 / 1000.0, args.verbose);
+        if let Some(dir) = &args.trace_out {
+            let _ = std::fs::create_dir_all(dir);
+            let _ = write_trace(&report.trace, &dir.join(format!("seed-{}.jsonl", report.seed)));
+        }
+        if report.failed() {
+            print_failure(&report, &options, &args.artifacts);
+        }
+        let simulated_ms = report.outcome.simulated_ms;
+        if args.child {
+            let result = ChildResult {
+                seed: report.seed,
+                failed: report.failed(),
+                simulated_ms,
+                wall_ms,
+                trace_hash: report.trace_hash,
+            };
+            println!("{}", result.line());
+        } else {
+            let simulated_s = simulated_ms as f64 / 1000.0;
+            let wall_s = wall_ms as f64 / 1000.0;
+            println!(
+                "1 seed, {} failed, simulated {simulated_s:.0}s in {wall_s:.1}s ({:.0}x)",
+                u8::from(report.failed()),
+                simulated_s / wall_s.max(1e-9)
+            );
+        }
+        if report.failed() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    }
+
+    /// Many seeds: each in a fresh child process (`sweep.rs` says why), `--jobs` at a time.
+    fn sweep(args: &Args, seeds: Vec<u64>, options: SeedOptions) -> ExitCode {
+        let exe = match std::env::current_exe() {
+            Ok(exe) => exe,
+            Err(error) => {
+                eprintln!("cannot find this binary to run seeds: {error}");
+                return ExitCode::from(2);
+            }
+        };
+        let mut child_args: Vec<String> = vec!["--child".into(), "--faulty-s".into(), args.faulty_s.to_string()];
+        if let Some(defect) = options.defect {
+            child_args.extend(["--defect".into(), defect.name().into()]);
+        }
+        if args.verbose {
+            child_args.push("--verbose".into());
+        }
+        let mut replay_args = child_args.clone();
+        replay_args.extend(["--artifacts".into(), args.artifacts.join("replay").display().to_string()]);
+        child_args.extend(["--artifacts".into(), args.artifacts.display().to_string()]);
+        if let Some(dir) = &args.trace_out {
+            child_args.extend(["--trace-out".into(), dir.display().to_string()]);
+        }
         let started = Instant::now();
         let total = seeds.len();
-        let (tx, rx) = mpsc::channel::<(SeedReport, Option<u64>, f64)>();
+        let (tx, rx) = mpsc::channel::<(ChildRun, Option<ChildResult>)>();
         let queue = std::sync::Arc::new(std::sync::Mutex::new(seeds.into_iter()));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut workers = Vec::new();
-        for _ in 0..args.jobs.clamp(1, 16) {
+        for _ in 0..args.jobs.clamp(1, JOBS_MAX) {
             let (tx, queue, stop) = (tx.clone(), queue.clone(), stop.clone());
+            let (exe, child_args, replay_args) = (exe.clone(), child_args.clone(), replay_args.clone());
             let check_determinism = args.check_determinism;
             workers.push(std::thread::spawn(move || {
                 loop {
@@ -146,11 +228,9 @@ mod runner_main {
                         return;
                     }
                     let Some(seed) = queue.lock().expect("queue").next() else { return };
-                    let wall = Instant::now();
-                    let report = run_one(options(seed));
-                    let second = check_determinism.then(|| replay_hash(&options(seed)));
-                    let seconds = wall.elapsed().as_secs_f64() / if check_determinism { 2.0 } else { 1.0 };
-                    if tx.send((report, second, seconds)).is_err() {
+                    let first = run_child(&exe, seed, &child_args);
+                    let second = check_determinism.then(|| run_child(&exe, seed, &replay_args).result);
+                    if tx.send((first, second)).is_err() {
                         return;
                     }
                 }
@@ -161,58 +241,37 @@ mod runner_main {
         let mut done = 0usize;
         let (mut simulated_s, mut wall_s) = (0.0f64, 0.0f64);
         let tty = std::io::stderr().is_terminal();
-        for (report, second_hash, seconds) in rx {
+        for (run, second) in rx {
             done += 1;
-            let mut report = report;
-            if let Some(hash) = second_hash
-                && hash != report.trace_hash
+            let result = &run.result;
+            if tty {
+                eprint!("\r\x1b[K");
+            }
+            print!("{}", run.report);
+            let mut seed_failed = result.failed;
+            if let Some(second) = second
+                && !result.failed
+                && (second.failed || second.trace_hash != result.trace_hash)
             {
-                report.violations.push(sluice_checker::Violation {
-                    checker: sluice_sim::check::DETERMINISM,
-                    message: format!(
-                        "two runs of seed {} gave trace hashes {:016x} and {hash:016x}",
-                        report.seed, report.trace_hash
-                    ),
-                });
+                seed_failed = true;
+                println!(
+                    "  {}: two fresh runs of seed {} gave trace hashes {:016x} and {:016x}",
+                    sluice_sim::check::DETERMINISM,
+                    result.seed,
+                    result.trace_hash,
+                    second.trace_hash
+                );
+                println!("  replay: {}", replay_command(result.seed, &SeedOptions { seed: result.seed, ..options }));
             }
-            let o = &report.outcome;
-            let sim_s = o.simulated_ms as f64 / 1000.0;
-            simulated_s += sim_s;
-            wall_s += seconds;
-            let status = if report.failed() { "FAIL" } else { "ok" };
-            println!(
-                "seed {:>6} {status:<4} {} | sim {sim_s:.0}s wall {seconds:.1}s ({:.0}x) sends {} acked {} polls {} nemesis {} raft events {} hash {:016x}",
-                report.seed,
-                report.mix.short(),
-                sim_s / seconds.max(1e-9),
-                o.history.ops.iter().filter(|op| matches!(op, sluice_checker::Op::Send { .. })).count(),
-                o.history
-                    .ops
-                    .iter()
-                    .filter(|op| matches!(
-                        op,
-                        sluice_checker::Op::Send { outcome: sluice_checker::SendOutcome::Ok { .. }, .. }
-                    ))
-                    .count(),
-                o.history.ops.iter().filter(|op| matches!(op, sluice_checker::Op::Poll { .. })).count(),
-                o.nemesis_actions,
-                report.trace.len(),
-                report.trace_hash,
-            );
-            if args.verbose {
-                println!("{}", report.mix);
-            }
-            if let Some(dir) = &args.trace_out {
-                let _ = std::fs::create_dir_all(dir);
-                let _ = write_trace(&report.trace, &dir.join(format!("seed-{}.jsonl", report.seed)));
-            }
-            if report.failed() {
-                failed.push(report.seed);
-                print_failure(&report, &options(report.seed), &args.artifacts);
+            simulated_s += result.simulated_ms as f64 / 1000.0;
+            wall_s += result.wall_ms as f64 / 1000.0;
+            if seed_failed {
+                failed.push(result.seed);
                 if args.expect_failure {
                     stop.store(true, std::sync::atomic::Ordering::Relaxed);
                 }
             }
+            let _ = std::io::stdout().flush();
             progress(tty, done, total, failed.len(), started.elapsed().as_secs_f64());
         }
         for worker in workers {
@@ -221,18 +280,24 @@ mod runner_main {
         if tty {
             eprintln!();
         }
+        failed.sort_unstable();
         let minutes = started.elapsed().as_secs_f64() / 60.0;
         println!(
-            "{done} seeds, {} failed, {:.1} seeds/min, simulated {simulated_s:.0}s in {wall_s:.0}s of seed wall time ({:.0}x)",
+            "{done} seeds, {} failed, {:.1} seeds/min, simulated {simulated_s:.0}s in {wall_s:.0}s of seed wall time ({:.0}x){}",
             failed.len(),
             done as f64 / minutes.max(1e-9),
-            simulated_s / wall_s.max(1e-9)
+            simulated_s / wall_s.max(1e-9),
+            if args.check_determinism { ", each seed run twice for determinism" } else { "" }
         );
+        if !failed.is_empty() {
+            let shown: Vec<String> = failed.iter().take(FAILED_SHOWN_MAX).map(u64::to_string).collect();
+            println!("failed seeds: {}{}", shown.join(" "), if failed.len() > FAILED_SHOWN_MAX { " ..." } else { "" });
+        }
         if args.expect_failure {
             return if failed.is_empty() {
                 println!(
                     "expected a failure{}: none of {done} seeds failed",
-                    defect.map(|d| format!(" from defect {}", d.name())).unwrap_or_default()
+                    options.defect.map(|d| format!(" from defect {}", d.name())).unwrap_or_default()
                 );
                 ExitCode::FAILURE
             } else {
@@ -243,26 +308,26 @@ mod runner_main {
         if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
     }
 
-    /// The trace hash of `seed` replayed in a fresh process, exactly as the replay command
-    /// would. A fresh process, not a second run in this one: madsim numbers tasks from a
-    /// process-global counter, so only a replay from a clean process is comparable (and that is
-    /// the promise the replay line makes). 0 when the replay could not run.
-    fn replay_hash(options: &SeedOptions) -> u64 {
-        let Ok(exe) = std::env::current_exe() else { return 0 };
-        let mut command = std::process::Command::new(exe);
-        command.args(["--seed", &options.seed.to_string(), "--faulty-s", &(options.faulty_ms / 1000).to_string()]);
-        command.args(["--jobs", "1", "--artifacts", "target/sim-failures/replay"]);
-        if let Some(defect) = options.defect {
-            command.args(["--defect", defect.name()]);
+    fn print_seed_line(report: &SeedReport, seconds: f64, verbose: bool) {
+        let o = &report.outcome;
+        let sim_s = o.simulated_ms as f64 / 1000.0;
+        let status = if report.failed() { "FAIL" } else { "ok" };
+        let ops = &o.history.ops;
+        let sends = ops.iter().filter(|op| matches!(op, Op::Send { .. })).count();
+        let acked = ops.iter().filter(|op| matches!(op, Op::Send { outcome: SendOutcome::Ok { .. }, .. })).count();
+        let polls = ops.iter().filter(|op| matches!(op, Op::Poll { .. })).count();
+        println!(
+            "seed {:>6} {status:<4} {} | sim {sim_s:.0}s wall {seconds:.1}s ({:.0}x) sends {sends} acked {acked} polls {polls} nemesis {} raft events {} hash {:016x}",
+            report.seed,
+            report.mix.short(),
+            sim_s / seconds.max(1e-9),
+            o.nemesis_actions,
+            report.trace.len(),
+            report.trace_hash,
+        );
+        if verbose {
+            println!("{}", report.mix);
         }
-        let Ok(output) = command.stderr(std::process::Stdio::null()).output() else { return 0 };
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        stdout
-            .lines()
-            .find(|line| line.starts_with("seed "))
-            .and_then(|line| line.rsplit(" hash ").next())
-            .and_then(|hash| u64::from_str_radix(hash.trim(), 16).ok())
-            .unwrap_or(0)
     }
 
     fn print_failure(report: &SeedReport, options: &SeedOptions, artifacts: &std::path::Path) {

@@ -4,10 +4,11 @@
 //!    nemesis applies the seed's faults (`swarm.rs`).
 //! 2. Heal: every fault is undone, paused brokers resume, dead ones restart, disks stop faulting.
 //! 3. Liveness: within `LIVENESS_MS` of simulated time every partition must accept an acks=all
-//!    write and the consumers must read every partition to its high watermark.
-//! 4. Final reads: the brokers stop and every replica's log is read from its disk; committed
-//!    prefixes must be byte-identical (LogMatching), and the history, final reads and Raft trace
-//!    go to the checkers.
+//!    write; `SETTLE_MS` later every leader reports its high watermark.
+//! 4. Final reads: the brokers stop and every replica's log is read from its disk. Each healthy
+//!    replica must hold its leader's high watermark (else Liveness: it did not catch up);
+//!    committed prefixes must be byte-identical (LogMatching), and the history, final reads and
+//!    Raft trace go to the checkers.
 
 use crate::check::{FATAL_ON_HEALTHY_DISK, LIVENESS};
 use crate::cluster::{Cluster, kafka_addr};
@@ -16,7 +17,7 @@ use crate::nemesis::Nemesis;
 use crate::swarm::FaultMix;
 use crate::workload::{self, Recorder, Target};
 use sluice_checker::{History, Op, PartitionKey, SendOutcome, Violation};
-use sluice_client::{Client, NewTopic, ProduceOptions, ProduceRecord};
+use sluice_client::{Client, NewTopic, OffsetSpec, ProduceOptions, ProduceRecord};
 use sluice_io::sim_disk::SimDiskConfig;
 use sluice_io::sim_net::{self, NetFaults};
 use sluice_types::PartitionId;
@@ -33,8 +34,12 @@ pub const FAULTY_MS_DEFAULT: u64 = 30_000;
 pub const SETUP_MS: u64 = 30_000;
 /// Simulated time after healing within which the cluster must serve again.
 pub const LIVENESS_MS: u64 = 60_000;
-/// Simulated time the replicas get to converge after liveness, before the final reads.
-pub const SETTLE_MS: u64 = 3_000;
+/// Simulated time the replicas get to converge after liveness, before the final reads. A
+/// replica still behind its leader's high watermark then is a Liveness failure. Why this long:
+/// madsim's TCP retries a message held by a clogged link with a backoff that grows to 10 s, so
+/// a connection that lived through a partition may deliver up to 10 s after the heal (real TCP's
+/// retransmission backoff behaves alike).
+pub const SETTLE_MS: u64 = 20_000;
 
 /// What one seed asks for.
 #[derive(Clone, Debug)]
@@ -64,7 +69,9 @@ fn violation(checker: &'static str, message: String) -> Violation {
 }
 
 fn disk_config(mix: &FaultMix, id: u32) -> SimDiskConfig {
-    if mix.faulty_disk_nodes.contains(&id) { mix.disk } else { SimDiskConfig::default() }
+    let base = if mix.faulty_disk_nodes.contains(&id) { mix.disk } else { SimDiskConfig::default() };
+    // Slow fsync is a buggify knob, not a fault: every broker has it.
+    SimDiskConfig { fsync_delay_ms_max: mix.fsync_delay_ms_max, ..base }
 }
 
 /// Runs one seed inside the current madsim runtime.
@@ -163,10 +170,31 @@ pub async fn run_seed(options: SeedOptions, mix: FaultMix) -> SeedOutcome {
     // Phase 4: final reads from every replica's disk (the replica sets from Metadata first).
     let meta_bootstrap = bootstrap.clone();
     let topic_names: Vec<String> = mix.topics.iter().map(|t| t.name.clone()).collect();
-    let replicas =
-        clients.spawn(async move { replica_sets(&meta_bootstrap, &topic_names).await }).await.expect("metadata task");
+    let hw_bootstrap = bootstrap.clone();
+    let hw_partitions = all_partitions.clone();
+    let high_watermarks = clients
+        .spawn(async move { high_watermarks(&hw_bootstrap, &hw_partitions).await })
+        .await
+        .expect("high watermark task");
+    for key in all_partitions.iter().filter(|key| !high_watermarks.contains_key(*key)) {
+        let message = format!("{key}: no high watermark from its leader (ListOffsets latest) after healing");
+        outcome.violations.push(violation(LIVENESS, message));
+    }
+    let replicas = match clients
+        .spawn(async move { replica_sets(&meta_bootstrap, &topic_names).await })
+        .await
+        .expect("metadata task")
+    {
+        Ok(replicas) => replicas,
+        Err(message) => {
+            let attempts = REPLICA_SET_ATTEMPTS_MAX;
+            let message = format!("no replica sets from Metadata after healing ({attempts} attempts): {message}");
+            outcome.violations.push(violation(LIVENESS, message));
+            BTreeMap::new()
+        }
+    };
     cluster.stop_all();
-    let (final_reads, mut read_violations) = read_replicas(&cluster, &mix, &replicas).await;
+    let (final_reads, mut read_violations) = read_replicas(&cluster, &mix, &replicas, &high_watermarks).await;
     outcome.violations.append(&mut read_violations);
     outcome.history = History { ops: recorder.take(), final_reads };
     finish(outcome, started, cluster, &mix)
@@ -248,29 +276,77 @@ async fn create_topics(bootstrap: &str, plan: &[crate::swarm::TopicPlan]) -> Res
     Err(format!("topics not created within {SETUP_MS} ms: {last_error}"))
 }
 
-/// Each partition's replicas, from Metadata (empty when no broker answered in time).
-async fn replica_sets(bootstrap: &str, topics: &[String]) -> BTreeMap<PartitionKey, Vec<u32>> {
+/// Each partition's replicas, from Metadata; the last error when no broker answered in time.
+async fn replica_sets(bootstrap: &str, topics: &[String]) -> Result<BTreeMap<PartitionKey, Vec<u32>>, String> {
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let mut last_error = String::new();
     for _ in 0..REPLICA_SET_ATTEMPTS_MAX {
-        let Ok(Ok(mut client)) = tokio::time::timeout(Duration::from_secs(5), Client::connect(bootstrap)).await else {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
+        let client = match tokio::time::timeout(Duration::from_secs(5), Client::connect(bootstrap)).await {
+            Ok(Ok(client)) => Some(client),
+            Ok(Err(error)) => {
+                last_error = format!("connect: {error}");
+                None
+            }
+            Err(_) => {
+                last_error = "connect timed out".into();
+                None
+            }
         };
-        if let Ok(Ok(metadata)) = tokio::time::timeout(Duration::from_secs(5), client.metadata(Some(&names))).await {
-            return metadata
-                .topics
-                .iter()
-                .flat_map(|t| {
-                    t.partitions.iter().map(|p| {
-                        let replicas = p.replicas.iter().map(|n| n.0 as u32).collect();
-                        (PartitionKey::new(t.name.clone(), p.partition.0), replicas)
-                    })
-                })
-                .collect();
+        if let Some(mut client) = client {
+            match tokio::time::timeout(Duration::from_secs(5), client.metadata(Some(&names))).await {
+                Ok(Ok(metadata)) => {
+                    return Ok(metadata
+                        .topics
+                        .iter()
+                        .flat_map(|t| {
+                            t.partitions.iter().map(|p| {
+                                let replicas = p.replicas.iter().map(|n| n.0 as u32).collect();
+                                (PartitionKey::new(t.name.clone(), p.partition.0), replicas)
+                            })
+                        })
+                        .collect());
+                }
+                Ok(Err(error)) => last_error = format!("metadata: {error}"),
+                Err(_) => last_error = "metadata timed out".into(),
+            }
         }
+        tracing::info!(target: "sluice_sim", error = %last_error, "replica sets: retrying Metadata");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    BTreeMap::new()
+    Err(last_error)
 }
+
+/// Each partition's high watermark from its leader (ListOffsets latest, read_uncommitted);
+/// partitions whose leader did not answer within `HIGH_WATERMARK_ATTEMPTS_MAX` are missing.
+async fn high_watermarks(bootstrap: &str, partitions: &[PartitionKey]) -> BTreeMap<PartitionKey, i64> {
+    let mut found = BTreeMap::new();
+    for _ in 0..HIGH_WATERMARK_ATTEMPTS_MAX {
+        let missing: Vec<&PartitionKey> = partitions.iter().filter(|key| !found.contains_key(*key)).collect();
+        let Some(first) = missing.first() else { break };
+        let topic = first.topic.clone();
+        let ids: Vec<PartitionId> =
+            missing.iter().filter(|key| key.topic == topic).map(|key| PartitionId(key.partition)).collect();
+        if let Ok(Ok(mut client)) = tokio::time::timeout(Duration::from_secs(5), Client::connect(bootstrap)).await
+            && let Ok(Ok(listed)) =
+                tokio::time::timeout(Duration::from_secs(5), client.list_offsets(&topic, &ids, OffsetSpec::Latest))
+                    .await
+        {
+            for answer in listed {
+                if let (None, Some(offset)) = (&answer.error, answer.offset) {
+                    found.insert(PartitionKey::new(topic.clone(), answer.partition.0), offset.0);
+                }
+            }
+            if ids.iter().all(|id| found.contains_key(&PartitionKey::new(topic.clone(), id.0))) {
+                continue;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    found
+}
+
+/// ListOffsets rounds for the high watermarks (each round asks one topic's missing partitions).
+const HIGH_WATERMARK_ATTEMPTS_MAX: u32 = 100;
 
 /// Metadata attempts for the replica sets.
 const REPLICA_SET_ATTEMPTS_MAX: u32 = 50;

@@ -4,13 +4,16 @@
 //!
 //! A new OS thread per seed is required, not a convenience: madsim seeds std's `HashMap` keys
 //! once per thread (reference/dst.md §1.1), and the defect switch, the trace sink, the message
-//! fault layer and the event log are thread-locals.
+//! fault layer and the event log are thread-locals. It is not sufficient either: tokio's
+//! `select!` order comes from a process-global counter, so a sweep gives each seed its own
+//! process as well (`sweep.rs`).
 
 use crate::check::{PANIC, check_all, convert, trace_hash};
 use crate::run::{SeedOptions, SeedOutcome, run_seed};
 use crate::swarm::FaultMix;
 use sluice_checker::raft::RaftRecord;
 use sluice_checker::{HARNESS_ERROR, Violation};
+use sluice_types::buggify::Buggify;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -49,12 +52,14 @@ pub fn run_one(options: SeedOptions) -> SeedReport {
         .spawn(move || {
             crate::log::reset();
             sluice_types::defect::set_active(options.defect);
+            sluice_types::buggify::set(Buggify { step_down_per_tick: thread_mix.step_down_per_tick });
             let mut runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
             runtime.set_time_limit(Duration::from_secs(SEED_SIMULATED_S_MAX));
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 runtime.block_on(run_seed(options.clone(), thread_mix))
             }));
             sluice_types::defect::set_active(None);
+            sluice_types::buggify::set(Buggify::default());
             let (records, overflowed) = sluice_broker::replication::sim_trace::finish();
             let trace: Vec<RaftRecord> = records.iter().map(convert).collect();
             (result.map_err(panic_message), trace, overflowed, crate::log::take())
@@ -73,7 +78,7 @@ pub fn run_one(options: SeedOptions) -> SeedReport {
         Err(message) => (SeedOutcome::default(), vec![Violation { checker: PANIC, message }]),
     };
     if violations.iter().all(|v| v.checker != PANIC) {
-        violations.extend(check_all(&outcome.history, &trace));
+        violations.extend(check_all(&outcome.history, &trace, &mix.faulty_disk_nodes));
     }
     if trace_overflowed {
         violations.push(Violation { checker: HARNESS_ERROR, message: "the Raft trace overflowed its bound".into() });

@@ -70,9 +70,10 @@ pub struct FaultMix {
     /// faultless one when no disk is faulty).
     pub faulty_disk_nodes: Vec<u32>,
     pub disk: SimDiskConfig,
-    /// Forced leader step-downs (ElectLeaders and transfers) as a nemesis action.
-    pub step_downs: bool,
-    /// Delayed fsync completion in the flusher (buggify).
+    /// Buggify: the probability per Raft tick that a partition leader hands leadership to a
+    /// random voter (`sluice_types::buggify`); 0 is off.
+    pub step_down_per_tick: f64,
+    /// Buggify: every broker's fsyncs take up to this long to complete (`SimDiskConfig`).
     pub fsync_delay_ms_max: u64,
 }
 
@@ -135,8 +136,9 @@ impl FaultMix {
             clock_jumps: rng.gen_bool(0.2),
             faulty_disk_nodes,
             disk,
-            step_downs: rng.gen_bool(0.4),
-            fsync_delay_ms_max: if rng.gen_bool(0.3) { rng.gen_range(1..=200) } else { 0 },
+            // One step-down per leader every 1 to 15 s at the default 100 ms tick.
+            step_down_per_tick: if rng.gen_bool(0.4) { 1.0 / f64::from(rng.gen_range(10..=150)) } else { 0.0 },
+            fsync_delay_ms_max: if rng.gen_bool(0.3) { rng.gen_range(1..=50) } else { 0 },
         }
     }
 
@@ -166,7 +168,7 @@ impl FaultMix {
             (self.raft_delay > 0.0, "raft-delay"),
             (self.clock_skew_ms_max > 0, "skew"),
             (!self.faulty_disk_nodes.is_empty(), "disk"),
-            (self.step_downs, "step-down"),
+            (self.step_down_per_tick > 0.0, "step-down"),
             (self.fsync_delay_ms_max > 0, "slow-fsync"),
             (self.topics.iter().any(|t| t.segment_bytes.is_some()), "tiny-segments"),
         ];
@@ -195,6 +197,7 @@ impl fmt::Display for FaultMix {
             self.packet_loss, self.latency_ms_max, self.raft_drop, self.raft_duplicate, self.raft_delay
         )?;
         writeln!(f, "  clocks: skew<= {} ms jumps {}", self.clock_skew_ms_max, self.clock_jumps)?;
+        writeln!(f, "  buggify: step-down per tick {:.4}", self.step_down_per_tick)?;
         write!(
             f,
             "  disk: faulty nodes {:?} {:?}; fsync delay<= {} ms",

@@ -22,12 +22,16 @@
 //!   flip in a read's returned copy (stored data stays pristine), latent sector errors (a write
 //!   marks one of its sectors bad; reads covering it fail until a write touches it) and
 //!   misdirected writes (the write lands one sector earlier than asked).
+//! - Slow fsync (a buggify knob, not a fault: it is on whether or not faults are): with
+//!   `fsync_delay_ms_max` above 0, `sync_data` first waits a random 1..=max ms on the runtime's
+//!   clock (madsim's virtual one in simulation), and only then makes the file durable. Writes
+//!   stay pending, and a crash may lose them, for that long.
 //! - Directory renames are not modelled (`ErrorKind::Unsupported`); file renames are, across
 //!   directories too.
 //!
 //! Invariants: all state is behind one mutex and every operation runs to completion
-//! synchronously inside it (no `.await`, no threads, no real time), so under madsim the order of
-//! RNG draws is the order of calls. All maps are `BTreeMap`s. A file never exceeds
+//! synchronously inside it (no threads, no real time, and no `.await` but the fsync delay,
+//! which holds no lock), so under madsim the order of RNG draws is the order of calls. All maps are `BTreeMap`s. A file never exceeds
 //! [`SIM_FILE_BYTES_MAX`]; pending ops per file and per directory are bounded (the oldest is
 //! written back beyond the bound, as the kernel would).
 
@@ -86,6 +90,9 @@ pub struct SimDiskConfig {
     pub misdirected_write: f64,
     /// Writes that would grow the files' total bytes past this fail with ENOSPC.
     pub capacity_bytes: Option<u64>,
+    /// `sync_data` waits up to this many milliseconds before it makes the file durable (slow
+    /// fsync; 0: no wait). Independent of `set_faults_enabled`.
+    pub fsync_delay_ms_max: u64,
 }
 
 impl Default for SimDiskConfig {
@@ -101,6 +108,7 @@ impl Default for SimDiskConfig {
             latent_sector_error: 0.0,
             misdirected_write: 0.0,
             capacity_bytes: None,
+            fsync_delay_ms_max: 0,
         }
     }
 }
@@ -371,6 +379,10 @@ impl File for SimFile {
     }
 
     async fn sync_data(&self) -> io::Result<()> {
+        let delay_ms = self.live()?.fsync_delay_ms();
+        if delay_ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+        }
         self.live()?.sync_data(self.inode)
     }
 }

@@ -183,6 +183,23 @@ fn failed_fsync_drops_pending_data() {
     assert_eq!(read_all(&disk, &file_path()), b"");
 }
 
+/// Slow fsync: the one `SimDisk` future that waits. Until the wait ends nothing is durable, so
+/// a crash in the window loses the write (what the `ack-before-fsync` defect must not survive).
+#[test]
+fn slow_fsync_keeps_writes_pending_until_it_completes() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let (disk, file) = disk_with_file(7, SimDiskConfig { fsync_delay_ms_max: 5, ..Default::default() });
+    now(file.write_at(0, Bytes::from_static(b"slow"))).unwrap();
+    runtime.block_on(async {
+        // Cut off mid-wait, as a crash would cut it: nothing became durable.
+        let cut = tokio::time::timeout(std::time::Duration::ZERO, file.sync_data()).await;
+        assert!(cut.is_err(), "a slow fsync completed at once");
+        assert_eq!(disk.durable_len(&file_path()), Some(0));
+        file.sync_data().await.unwrap();
+    });
+    assert_eq!(disk.durable_len(&file_path()), Some(4));
+}
+
 #[test]
 fn stale_handles_after_crash_error_out() {
     let (disk, file) = disk_with_file(2, SimDiskConfig::default());

@@ -8,6 +8,7 @@
 //! Invariant: nothing here does I/O or reads a clock.
 
 pub mod batch;
+pub mod buggify;
 pub mod defect;
 mod ids;
 mod topic_id;

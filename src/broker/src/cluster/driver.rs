@@ -239,6 +239,7 @@ impl<D: Disk, C: Clock> Driver<D, C> {
             if let Some(group) = self.groups.get_mut(&id) {
                 group.refresh_leader_view(now_ms);
             }
+            self.buggify_step_down(id).await;
         }
         if now_ms - self.last_register_ms >= REGISTER_RETRY_MS && !self.registered() {
             self.last_register_ms = now_ms;
@@ -272,6 +273,27 @@ impl<D: Disk, C: Clock> Driver<D, C> {
             }
         }
         self.check_transfer(now_ms);
+    }
+
+    /// Buggify (simulation only, `sluice_types::buggify`): a partition leader hands leadership
+    /// to a random voter, caught up or not, at the seed's rate per tick.
+    async fn buggify_step_down(&mut self, id: GroupId) {
+        let rate = sluice_types::buggify::get().step_down_per_tick;
+        if rate <= 0.0 || id == GroupId::Controller || !self.rng.gen_bool(rate) {
+            return;
+        }
+        let Some(group) = self.groups.get(&id) else { return };
+        let raft = group.replica.raft();
+        if raft.role() != Role::Leader {
+            return;
+        }
+        let others: Vec<NodeId> = raft.voters().iter().copied().filter(|n| *n != self.me).collect();
+        if others.is_empty() {
+            return;
+        }
+        let to = others[self.rng.gen_range(0..others.len())];
+        tracing::info!(group = ?id, to = to.0, "buggify: leader steps down");
+        self.step(id, Input::TransferLeadership { to }, &BTreeMap::new()).await;
     }
 
     /// Whether the controller has this broker's current addresses.

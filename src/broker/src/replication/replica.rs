@@ -172,6 +172,31 @@ impl Replica {
     }
 
     /// Hands the core's trace events to the simulator's sink (simulation builds only).
+    /// Hands a message to the driver to send. Every message leaves through here, so a granted
+    /// vote or an append acknowledgement is traced when it goes out, after what it promises is
+    /// durable (`sluice_raft::trace`).
+    fn send(&mut self, out: &mut Vec<Outgoing>, envelope: Envelope, batches: Vec<Bytes>) {
+        #[cfg(madsim)]
+        if let Some(event) = sluice_raft::TraceEvent::sent(&envelope) {
+            self.drain_trace();
+            let group = self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            super::sim_trace::record(self.raft.id(), &group, vec![event]);
+        }
+        out.push(Outgoing { envelope, batches });
+    }
+
+    /// Drops the held answers that waited for entries a truncation removed. They are stale
+    /// (an append response would claim entries the log no longer has) and could never be
+    /// released: no flush reaches an end the log lost, and the driver would re-flush for them
+    /// forever (seed 153 spun so). A lost answer is safe: the leader resends (Raft §5.3).
+    fn drop_held_beyond(&mut self, log_end: Offset) {
+        let before = self.held.len();
+        self.held.retain(|(required, _)| *required <= log_end);
+        if self.held.len() < before {
+            tracing::debug!(dropped = before - self.held.len(), "held answers dropped after a truncation");
+        }
+    }
+
     fn drain_trace(&mut self) {
         #[cfg(madsim)]
         {
@@ -284,7 +309,7 @@ impl Replica {
                 break;
             }
             let (_, envelope) = self.held.pop_front().expect("front exists");
-            out.push(Outgoing { envelope, batches: Vec::new() });
+            self.send(out, envelope, Vec::new());
         }
         executed.needs_flush |= !self.held.is_empty();
         Ok(executed)
@@ -316,6 +341,7 @@ impl Replica {
                     // behind new ones); unflushed appends before it may remain.
                     log.truncate_after(after.index).await?;
                     dirty = log.flushed_offset() < log.log_end_offset();
+                    self.drop_held_beyond(log.log_end_offset());
                 }
                 Effect::Append { entries } => {
                     for entry in entries {
@@ -341,6 +367,8 @@ impl Replica {
                     log.reset_to(before_start.index.next(), now_ms).await?;
                     write_start(disk, &self.dir, before_start, &membership, self.membership_epoch).await?;
                     dirty = false;
+                    // The held answers spoke of the log that is gone.
+                    self.drop_held_beyond(Offset(-1));
                 }
                 Effect::Send(envelope) => {
                     if dirty && !ack_before_fsync {
@@ -351,12 +379,12 @@ impl Replica {
                         self.held.push_back((log.log_end_offset(), envelope));
                         executed.needs_flush = true;
                     } else {
-                        out.push(Outgoing { envelope, batches: Vec::new() });
+                        self.send(out, envelope, Vec::new());
                     }
                 }
                 Effect::Replicate(envelope) => {
                     let batches = self.batches_for(&envelope.message, log).await?;
-                    out.push(Outgoing { envelope, batches });
+                    self.send(out, envelope, batches);
                 }
                 Effect::Committed { index } => executed.committed = Some(index),
                 Effect::LeaderChanged { leader, term, .. } => executed.leader = Some((leader, term)),

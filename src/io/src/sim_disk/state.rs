@@ -71,6 +71,12 @@ impl State {
         self.faults_enabled && probability > 0.0 && self.rng.gen_bool(probability)
     }
 
+    /// How long the next `sync_data` waits before it takes effect (slow fsync).
+    pub fn fsync_delay_ms(&mut self) -> u64 {
+        let max = self.config.fsync_delay_ms_max;
+        if max == 0 { 0 } else { self.rng.gen_range(1..=max) }
+    }
+
     pub fn sector_bytes(&self) -> u32 {
         self.config.sector_bytes
     }
