@@ -254,9 +254,7 @@ async fn create_topics(bootstrap: &str, plan: &[crate::swarm::TopicPlan]) -> Res
     let mut last_error = String::new();
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let Ok(Ok(mut client)) = tokio::time::timeout(Duration::from_secs(5), Client::connect(bootstrap)).await else {
-            continue;
-        };
+        let Ok(mut client) = connect(bootstrap).await else { continue };
         match tokio::time::timeout(Duration::from_secs(10), client.create_topics(&topics)).await {
             Ok(Ok(outcomes)) => {
                 let failed: Vec<String> = outcomes
@@ -276,24 +274,26 @@ async fn create_topics(bootstrap: &str, plan: &[crate::swarm::TopicPlan]) -> Res
     Err(format!("topics not created within {SETUP_MS} ms: {last_error}"))
 }
 
+/// Time allowed to connect to the cluster (the bootstrap brokers in turn).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A client connected within `CONNECT_TIMEOUT`, or why not.
+async fn connect(bootstrap: &str) -> Result<Client, String> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, Client::connect(bootstrap)).await {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(error)) => Err(format!("connect: {error}")),
+        Err(_) => Err("connect timed out".into()),
+    }
+}
+
 /// Each partition's replicas, from Metadata; the last error when no broker answered in time.
 async fn replica_sets(bootstrap: &str, topics: &[String]) -> Result<BTreeMap<PartitionKey, Vec<u32>>, String> {
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
     let mut last_error = String::new();
     for _ in 0..REPLICA_SET_ATTEMPTS_MAX {
-        let client = match tokio::time::timeout(Duration::from_secs(5), Client::connect(bootstrap)).await {
-            Ok(Ok(client)) => Some(client),
-            Ok(Err(error)) => {
-                last_error = format!("connect: {error}");
-                None
-            }
-            Err(_) => {
-                last_error = "connect timed out".into();
-                None
-            }
-        };
-        if let Some(mut client) = client {
-            match tokio::time::timeout(Duration::from_secs(5), client.metadata(Some(&names))).await {
+        match connect(bootstrap).await {
+            Err(error) => last_error = error,
+            Ok(mut client) => match tokio::time::timeout(Duration::from_secs(5), client.metadata(Some(&names))).await {
                 Ok(Ok(metadata)) => {
                     return Ok(metadata
                         .topics
@@ -308,7 +308,7 @@ async fn replica_sets(bootstrap: &str, topics: &[String]) -> Result<BTreeMap<Par
                 }
                 Ok(Err(error)) => last_error = format!("metadata: {error}"),
                 Err(_) => last_error = "metadata timed out".into(),
-            }
+            },
         }
         tracing::info!(target: "sluice_sim", error = %last_error, "replica sets: retrying Metadata");
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -326,7 +326,7 @@ async fn high_watermarks(bootstrap: &str, partitions: &[PartitionKey]) -> BTreeM
         let topic = first.topic.clone();
         let ids: Vec<PartitionId> =
             missing.iter().filter(|key| key.topic == topic).map(|key| PartitionId(key.partition)).collect();
-        if let Ok(Ok(mut client)) = tokio::time::timeout(Duration::from_secs(5), Client::connect(bootstrap)).await
+        if let Ok(mut client) = connect(bootstrap).await
             && let Ok(Ok(listed)) =
                 tokio::time::timeout(Duration::from_secs(5), client.list_offsets(&topic, &ids, OffsetSpec::Latest))
                     .await
@@ -359,8 +359,7 @@ async fn write_everywhere(bootstrap: &str, partitions: &[PartitionKey], recorder
     let mut sequence = 0u64;
     for partition in partitions {
         loop {
-            let Ok(Ok(mut client)) = tokio::time::timeout(Duration::from_secs(5), Client::connect(bootstrap)).await
-            else {
+            let Ok(mut client) = connect(bootstrap).await else {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             };

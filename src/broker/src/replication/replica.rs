@@ -178,9 +178,9 @@ impl Replica {
     fn send(&mut self, out: &mut Vec<Outgoing>, envelope: Envelope, batches: Vec<Bytes>) {
         #[cfg(madsim)]
         if let Some(event) = sluice_raft::TraceEvent::sent(&envelope) {
-            self.drain_trace();
-            let group = self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            super::sim_trace::record(self.raft.id(), &group, vec![event]);
+            let mut events = self.raft.take_trace();
+            events.push(event);
+            self.record_trace(events);
         }
         out.push(Outgoing { envelope, batches });
     }
@@ -200,9 +200,16 @@ impl Replica {
     fn drain_trace(&mut self) {
         #[cfg(madsim)]
         {
-            let group = self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            super::sim_trace::record(self.raft.id(), &group, self.raft.take_trace());
+            let events = self.raft.take_trace();
+            self.record_trace(events);
         }
+    }
+
+    /// Hands trace events to the simulator's sink, tagged with this replica's node and group.
+    #[cfg(madsim)]
+    fn record_trace(&self, events: Vec<sluice_raft::TraceEvent>) {
+        let group = self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        super::sim_trace::record(self.raft.id(), &group, events);
     }
 
     pub fn raft(&self) -> &Raft {
