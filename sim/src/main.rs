@@ -50,7 +50,7 @@ mod runner_main {
         #[arg(long, conflicts_with_all = ["seed", "seeds"])]
         scenarios: bool,
         /// Turn on a planted defect: ack-before-fsync, commit-old-term, fetch-above-hw,
-        /// forget-vote, truncate-on-stale-append.
+        /// forget-vote, truncate-on-stale-append, append-duplicate-retry.
         #[arg(long)]
         defect: Option<String>,
         /// Simulated seconds of the faulty phase.

@@ -112,9 +112,13 @@ pub async fn run_seed(options: SeedOptions, mix: FaultMix) -> SeedOutcome {
     let stop_consumers = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for process in 0..u64::from(mix.producers) {
-        let task =
-            workload::producer(process, bootstrap.clone(), targets.clone(), recorder.clone(), stop_producers.clone());
-        tasks.push(clients.spawn(task));
+        let (bootstrap, targets, recorder, stop) =
+            (bootstrap.clone(), targets.clone(), recorder.clone(), stop_producers.clone());
+        if process < u64::from(mix.idempotent_producers) {
+            tasks.push(clients.spawn(workload::idempotent_producer(process, bootstrap, targets, recorder, stop)));
+        } else {
+            tasks.push(clients.spawn(workload::producer(process, bootstrap, targets, recorder, stop)));
+        }
     }
     for process in 0..u64::from(mix.consumers) {
         let mine: Vec<PartitionKey> = all_partitions

@@ -41,6 +41,8 @@ pub struct FaultMix {
     pub brokers: u32,
     pub topics: Vec<TopicPlan>,
     pub producers: u32,
+    /// How many of the producers are idempotent (KIP-98); the first ones by process id.
+    pub idempotent_producers: u32,
     pub consumers: u32,
     /// Mean milliseconds between nemesis actions in the faulty phase.
     pub nemesis_interval_ms: u64,
@@ -114,10 +116,12 @@ impl FaultMix {
         } else {
             SimDiskConfig::default()
         };
-        FaultMix {
+        let producers = rng.gen_range(1..=PRODUCERS_MAX);
+        let mut mix = FaultMix {
             brokers,
             topics,
-            producers: rng.gen_range(1..=PRODUCERS_MAX),
+            producers,
+            idempotent_producers: 0,
             consumers: rng.gen_range(1..=CONSUMERS_MAX),
             nemesis_interval_ms: rng.gen_range(500..=5_000),
             kill: rng.gen_bool(0.5),
@@ -139,7 +143,10 @@ impl FaultMix {
             // One step-down per leader every 1 to 15 s at the default 100 ms tick.
             step_down_per_tick: if rng.gen_bool(0.4) { 1.0 / f64::from(rng.gen_range(10..=150)) } else { 0.0 },
             fsync_delay_ms_max: if rng.gen_bool(0.3) { rng.gen_range(1..=50) } else { 0 },
-        }
+        };
+        // Drawn last, so that every earlier knob of a seed is what it was before this one.
+        mix.idempotent_producers = rng.gen_range(0..=producers);
+        mix
     }
 
     /// The nemesis actions this seed turned on, by their names in `nemesis.rs`.
@@ -170,6 +177,7 @@ impl FaultMix {
             (!self.faulty_disk_nodes.is_empty(), "disk"),
             (self.step_down_per_tick > 0.0, "step-down"),
             (self.fsync_delay_ms_max > 0, "slow-fsync"),
+            (self.idempotent_producers > 0, "idempotent"),
             (self.topics.iter().any(|t| t.segment_bytes.is_some()), "tiny-segments"),
         ];
         for (enabled, name) in flags {
@@ -188,8 +196,8 @@ impl fmt::Display for FaultMix {
         writeln!(f, "{}", self.short())?;
         writeln!(
             f,
-            "  producers {} consumers {} nemesis every ~{} ms",
-            self.producers, self.consumers, self.nemesis_interval_ms
+            "  producers {} ({} idempotent) consumers {} nemesis every ~{} ms",
+            self.producers, self.idempotent_producers, self.consumers, self.nemesis_interval_ms
         )?;
         writeln!(
             f,
@@ -226,6 +234,7 @@ mod tests {
                 assert!(mix.topics.iter().all(|t| t.replication_factor == 3), "seed {seed}");
             }
             assert!(mix.topics.iter().all(|t| (1..=PARTITIONS_MAX).contains(&t.partitions)));
+            assert!(mix.idempotent_producers <= mix.producers, "seed {seed}");
         }
     }
 }

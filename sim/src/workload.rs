@@ -5,11 +5,16 @@
 //! (reference/dst.md §5.3). A send that errs or times out is *indeterminate*: the record may or
 //! may not be in the log. Every call has a timeout (a clogged madsim connection stalls rather
 //! than fails, reference/dst.md §1.5) and a failed client is replaced, as an application would.
+//!
+//! Idempotent producers (KIP-98) resend a send whose fate is unknown as the same batch, with
+//! the same producer id, epoch and sequence, until it is acknowledged: the broker must write it
+//! once (the `NoDuplicate` check) and keep each producer's sends in order per partition. A batch
+//! given up on ends with a new epoch (KIP-360), as the Java producer does.
 
 use bytes::Bytes;
 use rand::Rng;
 use sluice_checker::{Op, PartitionKey, SendOutcome};
-use sluice_client::{Client, FetchOptions, ProduceOptions, ProduceRecord};
+use sluice_client::{Client, Compression, FetchOptions, IdempotentProducer, ProduceOptions, ProduceRecord};
 use sluice_types::{Offset, PartitionId};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,6 +29,12 @@ pub const SEND_PAUSE_MS_MAX: u64 = 60;
 pub const FETCH_MAX_WAIT: Duration = Duration::from_millis(300);
 /// The pause after a failed call before the next one.
 pub const RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// Attempts at one idempotent batch before it is given up on (then the producer bumps its
+/// epoch): with CALL_TIMEOUT, at most about two simulated minutes per batch.
+pub const IDEMPOTENT_ATTEMPTS_MAX: u32 = 12;
+/// Kafka errors that fence an idempotent producer: resending the batch cannot succeed, so it is
+/// given up at once (OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH, UNKNOWN_PRODUCER_ID).
+const PRODUCER_FENCED_CODES: [i16; 3] = [45, 47, 59];
 /// Operations one run records at most (bounds memory; a 60 s run records far fewer).
 pub const OPS_MAX: usize = 2_000_000;
 
@@ -125,6 +136,107 @@ pub async fn producer(
         });
         if !matches!(answer, Ok(Ok(_))) {
             client = connect(&bootstrap, &client_id).await;
+        }
+        tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+    }
+}
+
+/// What one attempt at an idempotent batch showed.
+enum Attempt {
+    Acked(i64),
+    /// Unknown fate: resend the same batch.
+    Retry,
+    /// Fenced: the batch cannot be written under this identity.
+    GiveUp,
+}
+
+/// One idempotent producer process: acks=all sends of one record each until `stop`, every
+/// indeterminate send resent unchanged (same producer id, epoch and sequence) until acknowledged,
+/// fenced, [`IDEMPOTENT_ATTEMPTS_MAX`] attempts or `stop`. One send is in flight at a time.
+pub async fn idempotent_producer(
+    process: u64,
+    bootstrap: String,
+    targets: Vec<Target>,
+    recorder: Recorder,
+    stop: Arc<AtomicBool>,
+) {
+    let client_id = format!("idempotent-{process}");
+    let mut client = connect(&bootstrap, &client_id).await;
+    let mut producer: Option<IdempotentProducer> = None;
+    // Set after a batch is given up on: the identity whose epoch must be bumped (KIP-360).
+    let mut abandoned = None;
+    let mut sequence: u64 = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let Some(current) = producer.as_mut() else {
+            let previous = abandoned.as_ref().map(IdempotentProducer::identity);
+            match tokio::time::timeout(CALL_TIMEOUT, client.init_producer_id(previous)).await {
+                Ok(Ok(identity)) => {
+                    producer = Some(IdempotentProducer::new(identity));
+                    abandoned = None;
+                }
+                _ => {
+                    client = connect(&bootstrap, &client_id).await;
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+            }
+            continue;
+        };
+        let (target, partition, pause_ms) = {
+            let mut rng = madsim::rand::thread_rng();
+            let target = targets[rng.gen_range(0..targets.len())].clone();
+            let partition = rng.gen_range(0..target.partitions);
+            (target, partition, rng.gen_range(1..=SEND_PAUSE_MS_MAX))
+        };
+        let value = format!("p{process}-{sequence}");
+        sequence += 1;
+        let record = ProduceRecord { value: Some(Bytes::from(value.clone())), ..Default::default() };
+        let batch = current
+            .batch(&target.topic, PartitionId(partition), vec![record], Compression::None)
+            .expect("one small record is a valid batch");
+        let invoke_ms = recorder.now_ms();
+        let mut outcome = SendOutcome::Indeterminate;
+        let mut give_up = true;
+        // Bounded by IDEMPOTENT_ATTEMPTS_MAX; an unfinished send at `stop` stays indeterminate.
+        for attempt in 0..IDEMPOTENT_ATTEMPTS_MAX {
+            if attempt > 0 && stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let answer = tokio::time::timeout(CALL_TIMEOUT, client.send_sequenced(&batch)).await;
+            let verdict = match &answer {
+                Ok(Ok(result)) => match (&result.error, result.base_offset) {
+                    (None, Some(offset)) => Attempt::Acked(offset.0),
+                    (Some(error), _) if PRODUCER_FENCED_CODES.contains(&error.code) => Attempt::GiveUp,
+                    _ => Attempt::Retry,
+                },
+                _ => Attempt::Retry,
+            };
+            match verdict {
+                Attempt::Acked(offset) => {
+                    outcome = SendOutcome::Ok { offset };
+                    give_up = false;
+                    break;
+                }
+                Attempt::GiveUp => break,
+                Attempt::Retry => {
+                    if !matches!(answer, Ok(Ok(_))) {
+                        client = connect(&bootstrap, &client_id).await;
+                    }
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+            }
+        }
+        recorder.record(Op::Send {
+            process,
+            partition: PartitionKey::new(target.topic.clone(), partition),
+            value,
+            invoke_ms,
+            complete_ms: recorder.now_ms(),
+            outcome,
+            idempotent: true,
+        });
+        if give_up {
+            // The partition's sequence is in doubt: continue under a bumped epoch (KIP-360).
+            abandoned = producer.take();
         }
         tokio::time::sleep(Duration::from_millis(pause_ms)).await;
     }

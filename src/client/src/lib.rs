@@ -11,8 +11,11 @@
 //! - Errors: [`ClientError`] for a failed call; per-item results carry a [`KafkaError`] with the
 //!   Kafka code and its name (`TOPIC_ALREADY_EXISTS`).
 //!
-//! It is deliberately not a full producer or consumer: no idempotence, transactions, consumer
-//! groups or background batching. One request is in flight at a time (`&mut self`), which keeps
+//! - Idempotence: [`IdempotentProducer`] stamps producer id, epoch and per-partition sequences
+//!   into batches that can be resent unchanged after an indeterminate failure (KIP-98).
+//!
+//! It is deliberately not a full producer or consumer: no transactions, consumer groups or
+//! background batching. One request is in flight at a time (`&mut self`), which keeps
 //! it simple and deterministic under the simulator (madsim replaces tokio's network and time).
 //!
 //! ```no_run
@@ -29,6 +32,7 @@ mod client;
 pub mod connection;
 pub mod error;
 mod fetch;
+mod idempotent;
 mod metadata;
 mod produce;
 pub mod versions;
@@ -40,6 +44,7 @@ pub use fetch::{
     BATCH_RECORDS_BYTES_MAX, ConsumerRecord, FETCH_MAX_BYTES_DEFAULT, FETCH_MAX_WAIT_DEFAULT,
     FETCH_PARTITION_MAX_BYTES_DEFAULT, FetchOptions, FetchedPartition, ListedOffset, OffsetSpec,
 };
+pub use idempotent::{IdempotentProducer, ProducerIdentity, SequencedBatch, sequence_after};
 pub use metadata::{BrokerMetadata, ClusterDescription, ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use produce::{
     Acks, PRODUCE_ATTEMPTS_MAX, PRODUCE_BATCH_BYTES_MAX, PRODUCE_BATCH_RECORDS_MAX, PartitionProduceResult,

@@ -18,10 +18,11 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use sluice_protocol::partitioner::partition_for_key;
 use sluice_protocol::records::{BatchOptions, Record, encode_batch};
-use sluice_types::{Compression, NodeId, Offset, PartitionId};
+use sluice_types::{Compression, NodeId, Offset, PartitionId, ProducerEpoch, ProducerId, Sequence};
 
 use crate::client::{Client, Target, is_stale_layout};
 use crate::error::{ClientError, KafkaError, Result};
+use crate::idempotent::ProducerIdentity;
 
 /// Most records in one batch.
 pub const PRODUCE_BATCH_RECORDS_MAX: usize = 10_000;
@@ -93,10 +94,10 @@ pub struct PartitionProduceResult {
 }
 
 /// One encoded batch waiting to be sent.
-struct PendingBatch {
-    batch: Bytes,
-    record_count: u64,
-    attempts: u32,
+pub(crate) struct PendingBatch {
+    pub(crate) batch: Bytes,
+    pub(crate) record_count: u64,
+    pub(crate) attempts: u32,
 }
 
 impl Client {
@@ -161,7 +162,7 @@ impl Client {
     /// Sends the head batch of every non-empty queue, one request per leader, and records the
     /// outcomes: success pops the batch, a stale layout keeps it for a retry, any other error
     /// drops the partition's remaining batches.
-    async fn produce_round(
+    pub(crate) async fn produce_round(
         &mut self,
         topic: &str,
         acks: Acks,
@@ -277,14 +278,14 @@ fn encode_batches(records: Vec<ProduceRecord>, compression: Compression) -> Resu
         let record_bytes = record_size(&record);
         let full = chunk.len() >= PRODUCE_BATCH_RECORDS_MAX || chunk_bytes + record_bytes > PRODUCE_BATCH_BYTES_MAX;
         if full && !chunk.is_empty() {
-            batches.push_back(encode_chunk(std::mem::take(&mut chunk), compression)?);
+            batches.push_back(encode_chunk(std::mem::take(&mut chunk), compression, None)?);
             chunk_bytes = 0;
         }
         chunk_bytes += record_bytes;
         chunk.push(record);
     }
     if !chunk.is_empty() {
-        batches.push_back(encode_chunk(chunk, compression)?);
+        batches.push_back(encode_chunk(chunk, compression, None)?);
     }
     Ok(batches)
 }
@@ -295,7 +296,13 @@ fn record_size(record: &ProduceRecord) -> usize {
     record.key.as_ref().map_or(0, Bytes::len) + record.value.as_ref().map_or(0, Bytes::len) + headers
 }
 
-fn encode_chunk(chunk: Vec<ProduceRecord>, compression: Compression) -> Result<PendingBatch> {
+/// Encodes one batch; `sequenced` stamps an idempotent producer's identity and base sequence
+/// (KIP-98), otherwise the batch carries none (producer id -1).
+pub(crate) fn encode_chunk(
+    chunk: Vec<ProduceRecord>,
+    compression: Compression,
+    sequenced: Option<(ProducerIdentity, i32)>,
+) -> Result<PendingBatch> {
     let now_ms = wall_clock_ms();
     let base_timestamp = chunk[0].timestamp_ms.unwrap_or(now_ms);
     let record_count = chunk.len() as u64;
@@ -310,7 +317,12 @@ fn encode_chunk(chunk: Vec<ProduceRecord>, compression: Compression) -> Result<P
             headers: record.headers,
         })
         .collect();
-    let options = BatchOptions { base_timestamp, ..BatchOptions::default() };
+    let mut options = BatchOptions { base_timestamp, ..BatchOptions::default() };
+    if let Some((identity, base_sequence)) = sequenced {
+        options.producer_id = ProducerId(identity.producer_id);
+        options.producer_epoch = ProducerEpoch(identity.producer_epoch);
+        options.base_sequence = Sequence(base_sequence);
+    }
     let batch = encode_batch(&records, compression, &options).map_err(ClientError::Encoding)?;
     Ok(PendingBatch { batch, record_count, attempts: 0 })
 }

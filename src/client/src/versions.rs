@@ -60,6 +60,7 @@ pub fn api_name(api_key: i16) -> &'static str {
         Ok(ApiKey::CreatePartitions) => "CreatePartitions",
         Ok(ApiKey::IncrementalAlterConfigs) => "IncrementalAlterConfigs",
         Ok(ApiKey::DescribeCluster) => "DescribeCluster",
+        Ok(ApiKey::InitProducerId) => "InitProducerId",
         Ok(_) => "another API",
         Err(_) => "an unknown API",
     }

@@ -24,15 +24,20 @@ pub enum Defect {
     /// A follower truncates its log after a stale (duplicated or reordered) AppendEntries whose
     /// entries all match (Raft §5.3: truncate only on a conflict).
     TruncateOnStaleAppend,
+    /// The leader appends an idempotent producer's retried batch again instead of answering it
+    /// with the first write's offset (KIP-98: the broker deduplicates by producer id, epoch and
+    /// sequence).
+    AppendDuplicateRetry,
 }
 
 impl Defect {
-    pub const ALL: [Defect; 5] = [
+    pub const ALL: [Defect; 6] = [
         Defect::AckBeforeFsync,
         Defect::CommitOldTerm,
         Defect::FetchAboveHw,
         Defect::ForgetVote,
         Defect::TruncateOnStaleAppend,
+        Defect::AppendDuplicateRetry,
     ];
 
     pub fn name(self) -> &'static str {
@@ -42,6 +47,7 @@ impl Defect {
             Defect::FetchAboveHw => "fetch-above-hw",
             Defect::ForgetVote => "forget-vote",
             Defect::TruncateOnStaleAppend => "truncate-on-stale-append",
+            Defect::AppendDuplicateRetry => "append-duplicate-retry",
         }
     }
 

@@ -32,6 +32,7 @@ use sluice_protocol::error_code;
 use sluice_raft::{Config, Input, Membership, Role};
 use sluice_rpc::{ForwardRequest, ForwardResponse, GroupId, Link, Outbox, Rpc, decode_rpc_from, encode_rpc};
 use sluice_storage::{AppendInfo, LogConfig, PartitionLog};
+use sluice_types::defect::{self, Defect};
 use sluice_types::{BatchHeader, NodeId, Offset};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -458,6 +459,12 @@ impl<D: Disk, C: Clock> Driver<D, C> {
                 Err(error) => Some(Err(crate::handlers::produce::storage_error_code(
                     &sluice_storage::StorageError::Producer(error),
                 ))),
+                // Planted defect `append-duplicate-retry` (simulation only): append the retry.
+                Ok(sluice_storage::SequenceVerdict::Duplicate { .. })
+                    if defect::active(Defect::AppendDuplicateRetry) =>
+                {
+                    None
+                }
                 Ok(sluice_storage::SequenceVerdict::Duplicate { first_offset, last_offset }) => {
                     Some(Ok((first_offset, last_offset)))
                 }
