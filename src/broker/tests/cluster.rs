@@ -190,6 +190,9 @@ fn a_partition_moves_between_brokers_by_reassignment() {
         let values: Vec<&str> = chunk.iter().map(String::as_str).collect();
         brokers[0].client().produce_ok(MOVING, 0, &values);
     }
+    // Broker 3 may register after the topic exists: a reassignment onto it needs it registered
+    // (the controller refuses unknown brokers), so wait until every broker is in the metadata.
+    eventually("all three brokers registered", || (admin.metadata(&[MOVING]).brokers.len() == 3).then_some(()));
     assert_eq!(reassign(&mut admin, None), 85, "NO_REASSIGNMENT_IN_PROGRESS: nothing to cancel");
     assert_eq!(reassign(&mut admin, Some(&[2, 9])), 39, "INVALID_REPLICA_ASSIGNMENT: unknown broker 9");
     assert_eq!(reassign(&mut admin, Some(&[2, 3])), 0);

@@ -1,0 +1,42 @@
+//! The coordinator's settings, with Kafka's broker defaults (Kafka broker configs `group.*`,
+//! `offsets.*`). Every limit the state machine enforces is one of these fields.
+
+/// Group coordinator settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupConfig {
+    /// `group.min.session.timeout.ms`: shorter session timeouts are INVALID_SESSION_TIMEOUT.
+    pub session_timeout_ms_min: i32,
+    /// `group.max.session.timeout.ms`.
+    pub session_timeout_ms_max: i32,
+    /// `group.initial.rebalance.delay.ms`: the first rebalance of an empty group waits this long
+    /// (and again, up to the rebalance timeout, while members keep arriving) so that a group
+    /// starting up rebalances once (KIP-134).
+    pub initial_rebalance_delay_ms: i64,
+    /// `group.max.size`: members per group; the next JoinGroup is GROUP_MAX_SIZE_REACHED.
+    pub group_size_max: usize,
+    /// How long a member that joined during a rebalance may take to send its first JoinGroup
+    /// again if it is removed (Kafka's `GroupCoordinator.NewMemberJoinTimeoutMs`, 5 minutes).
+    pub new_member_join_timeout_ms: i64,
+    /// `offset.metadata.max.bytes`: a longer commit metadata string is OFFSET_METADATA_TOO_LARGE.
+    pub offset_metadata_bytes_max: usize,
+    /// `offsets.retention.minutes` in ms: an empty group's offsets expire this long after the
+    /// group became empty (KIP-211); a standalone commit's, this long after the commit.
+    pub offsets_retention_ms: i64,
+    /// Groups one coordinator (one `__consumer_offsets` partition) holds at most.
+    pub groups_max: usize,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            session_timeout_ms_min: 6_000,
+            session_timeout_ms_max: 1_800_000,
+            initial_rebalance_delay_ms: 3_000,
+            group_size_max: 1_000,
+            new_member_join_timeout_ms: 300_000,
+            offset_metadata_bytes_max: 4_096,
+            offsets_retention_ms: 7 * 24 * 60 * 60 * 1_000,
+            groups_max: 100_000,
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! Committed offsets: OffsetCommit, OffsetFetch, OffsetDelete, DeleteGroups and offset
+//! retention (Kafka's `GroupCoordinator.handleCommitOffsets` and `GroupMetadataManager`).
+//!
+//! A commit is validated against the group (a member of the current generation, or a
+//! standalone consumer with generation -1 on a group without members), written, and applied
+//! only when durable, so OffsetFetch never returns an offset a failover could lose
+//! (GroupOffsetsDurable). Retention (KIP-211): a group's offsets expire
+//! `offsets_retention_ms` after the group became empty; a standalone group's, per offset, that
+//! long after its commit.
+
+use crate::api::{
+    CommittedOffset, DeleteGroupsResponse, FetchedOffset, OffsetCommit, OffsetCommitResponse, OffsetDelete,
+    OffsetDeleteResponse, Response, Token, TopicPartition,
+};
+use crate::consumer_protocol::subscribed_topics;
+use crate::coordinator::{Coordinator, EXPIRED_OFFSETS_PER_TICK_MAX, PendingWrite};
+use crate::error::{self, ErrorCode};
+use crate::group::{Group, GroupState};
+use crate::records::OffsetsRecord;
+
+/// The protocol type of Kafka consumers: its members' metadata lists subscribed topics.
+pub const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
+
+/// One partition of a commit in flight: the offset to apply when durable, or the error it
+/// already has.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PendingCommit {
+    pub partition: TopicPartition,
+    pub result: Result<CommittedOffset, ErrorCode>,
+}
+
+impl Coordinator {
+    pub(crate) fn commit(&mut self, token: Token, commit: OffsetCommit) {
+        let all_fail = |code: ErrorCode, commit: &OffsetCommit| {
+            let partitions = commit.offsets.iter().map(|(partition, ..)| (partition.clone(), code)).collect();
+            Response::Commit(OffsetCommitResponse { partitions })
+        };
+        if let Err(code) = self.validate_commit(&commit) {
+            let response = all_fail(code, &commit);
+            return self.respond(token, response);
+        }
+        if !self.groups.contains_key(&commit.group_id) {
+            // A standalone consumer's first commit creates its (Empty) group.
+            self.groups.insert(commit.group_id.clone(), Group::new(&commit.group_id, self.now.wall_ms));
+        }
+        let group = self.groups.get_mut(&commit.group_id).expect("exists");
+        if let Some(member) = group.members.get_mut(&commit.member_id) {
+            member.refresh_session(self.now.monotonic_ms);
+        }
+        let metadata_max = self.config.offset_metadata_bytes_max;
+        let pending: Vec<PendingCommit> = commit
+            .offsets
+            .into_iter()
+            .map(|(partition, offset, leader_epoch, metadata)| {
+                let metadata = metadata.unwrap_or_default();
+                let result = if metadata.len() > metadata_max {
+                    Err(error::OFFSET_METADATA_TOO_LARGE)
+                } else {
+                    Ok(CommittedOffset { offset, leader_epoch, metadata, commit_timestamp_ms: self.now.wall_ms })
+                };
+                PendingCommit { partition, result }
+            })
+            .collect();
+        let records: Vec<OffsetsRecord> = pending
+            .iter()
+            .filter_map(|p| {
+                let value = p.result.as_ref().ok()?.clone();
+                Some(OffsetsRecord::Offset {
+                    group_id: commit.group_id.clone(),
+                    partition: p.partition.clone(),
+                    value: Some(value),
+                })
+            })
+            .collect();
+        if records.is_empty() {
+            return self.commit_persisted(token, &commit.group_id, pending, None);
+        }
+        self.persist(records, PendingWrite::Commit { token, group_id: commit.group_id, commit: pending });
+    }
+
+    /// Kafka's `validateOffsetCommit`, in its order.
+    fn validate_commit(&self, commit: &OffsetCommit) -> Result<(), ErrorCode> {
+        if commit.group_id.is_empty() {
+            return Err(error::INVALID_GROUP_ID);
+        }
+        let Some(group) = self.groups.get(&commit.group_id) else {
+            if commit.generation_id < 0 {
+                if self.groups.len() >= self.config.groups_max {
+                    return Err(error::COORDINATOR_NOT_AVAILABLE);
+                }
+                return Ok(()); // Standalone commit: the group is created.
+            }
+            return Err(error::ILLEGAL_GENERATION);
+        };
+        if group.is_fenced(&commit.member_id, commit.group_instance_id.as_deref()) {
+            return Err(error::FENCED_INSTANCE_ID);
+        }
+        if commit.generation_id < 0 && group.state == GroupState::Empty {
+            return Ok(());
+        }
+        if group.state == GroupState::CompletingRebalance {
+            return Err(error::REBALANCE_IN_PROGRESS);
+        }
+        if !group.members.contains_key(&commit.member_id) {
+            return Err(error::UNKNOWN_MEMBER_ID);
+        }
+        if commit.generation_id != group.generation_id {
+            return Err(error::ILLEGAL_GENERATION);
+        }
+        Ok(())
+    }
+
+    /// A commit's records are durable (or failed): apply and answer.
+    pub(crate) fn commit_persisted(
+        &mut self,
+        token: Token,
+        group_id: &str,
+        commit: Vec<PendingCommit>,
+        error: Option<ErrorCode>,
+    ) {
+        let mut partitions = Vec::with_capacity(commit.len());
+        for PendingCommit { partition, result } in commit {
+            let code = match (result, error) {
+                (Err(code), _) | (Ok(_), Some(code)) => code,
+                (Ok(offset), None) => {
+                    // The record is in the log, so the group exists after a replay: keep it so.
+                    let wall_ms = self.now.wall_ms;
+                    let group = self.groups.entry(group_id.to_owned()).or_insert_with(|| Group::new(group_id, wall_ms));
+                    group.offsets.insert(partition.clone(), offset);
+                    error::NONE
+                }
+            };
+            partitions.push((partition, code));
+        }
+        self.respond(token, Response::Commit(OffsetCommitResponse { partitions }));
+    }
+
+    /// OffsetFetch: the durable committed offsets of `partitions`, or of every partition the
+    /// group has committed when `None`. Unknown partitions answer offset -1 with no error.
+    pub fn fetch_offsets(&self, group_id: &str, partitions: Option<&[TopicPartition]>) -> Vec<FetchedOffset> {
+        let group = self.groups.get(group_id);
+        let fetched = |partition: &TopicPartition, committed: Option<&CommittedOffset>| FetchedOffset {
+            partition: partition.clone(),
+            offset: committed.map_or(-1, |c| c.offset),
+            leader_epoch: committed.map_or(-1, |c| c.leader_epoch),
+            metadata: Some(committed.map(|c| c.metadata.clone()).unwrap_or_default()),
+            error: error::NONE,
+        };
+        match partitions {
+            Some(partitions) => partitions.iter().map(|p| fetched(p, group.and_then(|g| g.offsets.get(p)))).collect(),
+            None => group.map_or_else(Vec::new, |g| g.offsets.iter().map(|(p, c)| fetched(p, Some(c))).collect()),
+        }
+    }
+
+    pub(crate) fn offset_delete(&mut self, token: Token, delete: OffsetDelete) {
+        let Some(group) = self.groups.get(&delete.group_id) else {
+            let response = OffsetDeleteResponse { error: error::GROUP_ID_NOT_FOUND, partitions: Vec::new() };
+            return self.respond(token, Response::OffsetDelete(response));
+        };
+        let consumer = group.protocol_type.as_deref() == Some(CONSUMER_PROTOCOL_TYPE);
+        if group.state != GroupState::Empty && !consumer {
+            let response = OffsetDeleteResponse { error: error::NON_EMPTY_GROUP, partitions: Vec::new() };
+            return self.respond(token, Response::OffsetDelete(response));
+        }
+        let subscribed = subscribed_topic_names(group);
+        let mut records = Vec::new();
+        let mut partitions = Vec::with_capacity(delete.partitions.len());
+        for partition in delete.partitions {
+            let code = if group.state != GroupState::Empty && subscribed.contains(&partition.topic) {
+                error::GROUP_SUBSCRIBED_TO_TOPIC
+            } else {
+                if group.offsets.contains_key(&partition) {
+                    let tombstone = OffsetsRecord::Offset {
+                        group_id: delete.group_id.clone(),
+                        partition: partition.clone(),
+                        value: None,
+                    };
+                    records.push(tombstone);
+                }
+                error::NONE
+            };
+            partitions.push((partition, code));
+        }
+        let response = OffsetDeleteResponse { error: error::NONE, partitions };
+        if records.is_empty() {
+            return self.respond(token, Response::OffsetDelete(response));
+        }
+        // Kafka removes the offsets before the tombstones are written; so does this (the shell
+        // reloads from the log if the write fails).
+        let group = self.groups.get_mut(&delete.group_id).expect("exists");
+        for record in &records {
+            if let OffsetsRecord::Offset { partition, .. } = record {
+                group.offsets.remove(partition);
+            }
+        }
+        self.persist(records, PendingWrite::OffsetDelete { token, response });
+    }
+
+    pub(crate) fn offset_delete_persisted(
+        &mut self,
+        token: Token,
+        mut response: OffsetDeleteResponse,
+        error: Option<ErrorCode>,
+    ) {
+        if let Some(code) = error {
+            response.error = code;
+        }
+        self.respond(token, Response::OffsetDelete(response));
+    }
+
+    /// DeleteGroups: every group must be empty (NON_EMPTY_GROUP) and known
+    /// (GROUP_ID_NOT_FOUND); a deleted group's offsets and record get tombstones.
+    pub(crate) fn delete_groups(&mut self, token: Token, group_ids: Vec<String>) {
+        let mut records = Vec::new();
+        let mut groups = Vec::with_capacity(group_ids.len());
+        for group_id in group_ids {
+            let code = match self.groups.get(&group_id) {
+                None => error::GROUP_ID_NOT_FOUND,
+                Some(group) if group.state != GroupState::Empty => error::NON_EMPTY_GROUP,
+                Some(_) => {
+                    let group = self.groups.remove(&group_id).expect("exists");
+                    for partition in group.offsets.into_keys() {
+                        records.push(OffsetsRecord::Offset { group_id: group_id.clone(), partition, value: None });
+                    }
+                    records.push(OffsetsRecord::Group { group_id: group_id.clone(), value: None });
+                    error::NONE
+                }
+            };
+            groups.push((group_id, code));
+        }
+        let response = DeleteGroupsResponse { groups };
+        if records.is_empty() {
+            return self.respond(token, Response::DeleteGroups(response));
+        }
+        self.persist(records, PendingWrite::DeleteGroups { token, response });
+    }
+
+    /// Offset retention (KIP-211), at most [`EXPIRED_OFFSETS_PER_TICK_MAX`] offsets per tick.
+    /// An empty group left with no offsets is deleted, as Kafka's cleanup does.
+    pub(crate) fn expire_offsets(&mut self) {
+        let wall_ms = self.now.wall_ms;
+        let retention_ms = self.config.offsets_retention_ms;
+        let mut records = Vec::new();
+        let mut emptied = Vec::new();
+        for (group_id, group) in self.groups.iter_mut() {
+            if group.state != GroupState::Empty || records.len() >= EXPIRED_OFFSETS_PER_TICK_MAX {
+                continue;
+            }
+            let standalone = group.protocol_type.is_none();
+            let expired: Vec<TopicPartition> = group
+                .offsets
+                .iter()
+                .filter(|(_, c)| {
+                    let since_ms = if standalone { c.commit_timestamp_ms } else { group.state_timestamp_ms };
+                    wall_ms.saturating_sub(since_ms) >= retention_ms
+                })
+                .map(|(p, _)| p.clone())
+                .take(EXPIRED_OFFSETS_PER_TICK_MAX - records.len())
+                .collect();
+            for partition in expired {
+                group.offsets.remove(&partition);
+                records.push(OffsetsRecord::Offset { group_id: group_id.clone(), partition, value: None });
+            }
+            let old_enough = wall_ms.saturating_sub(group.state_timestamp_ms) >= retention_ms;
+            if group.offsets.is_empty() && (old_enough || standalone) && group.pending_members.is_empty() {
+                emptied.push(group_id.clone());
+            }
+        }
+        let in_flight_commits: Vec<&str> = self
+            .writes
+            .values()
+            .filter_map(|w| match w {
+                PendingWrite::Commit { group_id, .. } => Some(group_id.as_str()),
+                _ => None,
+            })
+            .collect();
+        let emptied: Vec<String> = emptied.into_iter().filter(|g| !in_flight_commits.contains(&g.as_str())).collect();
+        for group_id in emptied {
+            self.groups.remove(&group_id);
+            records.push(OffsetsRecord::Group { group_id, value: None });
+        }
+        if !records.is_empty() {
+            self.persist(records, PendingWrite::Unanswered);
+        }
+    }
+}
+
+/// The topics any member of a consumer group subscribes to, from its chosen protocol's metadata.
+fn subscribed_topic_names(group: &Group) -> Vec<String> {
+    let Some(protocol) = group.protocol_name.as_deref() else { return Vec::new() };
+    let mut topics: Vec<String> = group
+        .members
+        .values()
+        .filter_map(|m| m.metadata_for(protocol))
+        .filter_map(|metadata| subscribed_topics(metadata))
+        .flatten()
+        .collect();
+    topics.sort();
+    topics.dedup();
+    topics
+}
