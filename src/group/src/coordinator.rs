@@ -35,7 +35,7 @@ pub(crate) enum PendingWrite {
     /// A static member took over its instance id in a stable group: answer its JoinGroup.
     StaticRejoin {
         group_id: String,
-        generation_id: i32,
+        member_id: String,
         token: Token,
         response: crate::api::JoinGroupResponse,
     },
@@ -229,12 +229,20 @@ impl Coordinator {
                 self.assignment_persisted(&group_id, generation_id, write, error);
                 self.check_group(&group_id);
             }
-            PendingWrite::StaticRejoin { group_id, generation_id, token, mut response } => {
-                let current = self.groups.get(&group_id).is_some_and(|g| g.generation_id == generation_id);
-                if let Some(code) = error.or((!current).then_some(error::REBALANCE_IN_PROGRESS)) {
-                    response = crate::api::JoinGroupResponse::error(code, &response.member_id);
+            PendingWrite::StaticRejoin { group_id, member_id, token, mut response } => {
+                // Answered here only if the member still waits in this JoinGroup in a stable
+                // group; a rebalance that began meanwhile answers it when it completes.
+                let group = self.groups.get_mut(&group_id);
+                let member =
+                    group.filter(|g| g.state == GroupState::Stable).and_then(|g| g.members.get_mut(&member_id));
+                if let Some(member) = member.filter(|m| m.waiting_join.is_some_and(|w| w.token == token)) {
+                    member.waiting_join = None;
+                    if let Some(code) = error {
+                        response = crate::api::JoinGroupResponse::error(code, "");
+                    }
+                    self.respond(token, Response::Join(response));
                 }
-                self.respond(token, Response::Join(response));
+                self.check_group(&group_id);
             }
             // A failed write no request waits for changes nothing here: failed writes mean lost
             // leadership, and the shell then drops this coordinator.
@@ -313,6 +321,18 @@ impl Coordinator {
             if let Some(write) = group.assignment_write {
                 assert!(self.writes.contains_key(&write), "the assignment write is pending");
                 assert_eq!(group.state, GroupState::CompletingRebalance);
+            }
+            if group.state == GroupState::Stable {
+                // A member waits in a JoinGroup of a stable group only while its static
+                // takeover is being written (KIP-345).
+                for member in group.members.values() {
+                    let Some(waiting) = member.waiting_join else { continue };
+                    let written = self.writes.values().any(|w| {
+                        matches!(w, PendingWrite::StaticRejoin { member_id, token, .. }
+                            if *member_id == member.member_id && *token == waiting.token)
+                    });
+                    assert!(written, "group {group_id}: {} waits in a stable group", member.member_id);
+                }
             }
         }
         assert!(self.groups.len() <= self.config.groups_max + 1, "groups bounded by groups_max");

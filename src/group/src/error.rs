@@ -15,6 +15,7 @@ pub const INVALID_GROUP_ID: ErrorCode = 24;
 pub const UNKNOWN_MEMBER_ID: ErrorCode = 25;
 pub const INVALID_SESSION_TIMEOUT: ErrorCode = 26;
 pub const REBALANCE_IN_PROGRESS: ErrorCode = 27;
+pub const INVALID_REQUEST: ErrorCode = 42;
 pub const INVALID_COMMIT_OFFSET_SIZE: ErrorCode = 28;
 pub const GROUP_ID_NOT_FOUND: ErrorCode = 69;
 pub const NON_EMPTY_GROUP: ErrorCode = 68;

@@ -205,10 +205,13 @@ impl Group {
                 assert_eq!(self.static_member(instance), Some(member.member_id.as_str()), "static map is complete");
             }
             assert!(member.waiting_sync.is_none() || self.state == GroupState::CompletingRebalance);
+            // Stable too, while a static takeover is written (checked by the coordinator).
             assert!(
-                member.waiting_join.is_none() || self.state == GroupState::PreparingRebalance,
-                "group {}: a JoinGroup waits outside PreparingRebalance",
-                self.group_id
+                member.waiting_join.is_none()
+                    || matches!(self.state, GroupState::PreparingRebalance | GroupState::Stable),
+                "group {}: a JoinGroup waits in {:?}",
+                self.group_id,
+                self.state
             );
         }
         match self.state {

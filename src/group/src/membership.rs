@@ -21,6 +21,9 @@ use crate::coordinator::{Coordinator, PendingWrite};
 use crate::error::{self, ErrorCode};
 use crate::group::{Group, GroupState, Member, WaitingJoin};
 
+/// The longest string a group record can hold (an i16 length, `records.rs`).
+pub const STORED_STRING_BYTES_MAX: usize = i16::MAX as usize;
+
 impl Coordinator {
     pub(crate) fn join(&mut self, token: Token, join: JoinGroup) {
         if let Err(code) = self.validate_join(&join) {
@@ -50,8 +53,16 @@ impl Coordinator {
             return Err(error::INVALID_GROUP_ID);
         }
         let timeouts = self.config.session_timeout_ms_min..=self.config.session_timeout_ms_max;
-        if !timeouts.contains(&join.session_timeout_ms) || join.rebalance_timeout_ms <= 0 {
+        if !timeouts.contains(&join.session_timeout_ms) {
             return Err(error::INVALID_SESSION_TIMEOUT);
+        }
+        // Every string is stored in an i16-length field of the group's record.
+        let strings = [&join.member_id_candidate, &join.client_id, &join.client_host, &join.protocol_type]
+            .into_iter()
+            .chain(join.group_instance_id.as_ref())
+            .chain(join.protocols.iter().map(|p| &p.name));
+        if strings.into_iter().any(|text| text.len() > STORED_STRING_BYTES_MAX) {
+            return Err(error::INVALID_REQUEST);
         }
         if join.protocol_type.is_empty() || join.protocols.is_empty() {
             return Err(error::INCONSISTENT_GROUP_PROTOCOL);
@@ -210,7 +221,7 @@ impl Coordinator {
         let group = self.groups.get_mut(&join.group_id).expect("exists");
         let mut member = group.members.remove(old_id).expect("static map points at a member");
         let fenced = [member.waiting_join.take().map(|w| w.token), member.waiting_sync.take()];
-        let unchanged = member.same_protocols(&join.protocols);
+        let current_leader = group.leader_id.clone().unwrap_or_default();
         member.member_id = new_id.clone();
         member.client_id = join.client_id.clone();
         member.client_host = join.client_host.clone();
@@ -228,6 +239,9 @@ impl Coordinator {
         }
         let state = group.state;
         group.members.insert(new_id.clone(), member);
+        // Kafka's updateStaticMemberAndRebalance: no rebalance unless the next generation's
+        // protocol would change (the metadata bytes may differ: they carry owned partitions).
+        let unchanged = group.select_protocol() == group.protocol_name;
         for old_token in fenced.into_iter().flatten() {
             let response = match state {
                 GroupState::CompletingRebalance => Response::Sync(SyncGroupResponse::error(error::FENCED_INSTANCE_ID)),
@@ -237,15 +251,18 @@ impl Coordinator {
         }
         match state {
             GroupState::Stable if unchanged => {
-                let group = &self.groups[&join.group_id];
+                let group = self.groups.get_mut(&join.group_id).expect("exists");
                 let mut response = join_answer(group, &new_id);
-                // The member keeps its assignment; only the leader re-runs an assignment.
-                if group.leader_id.as_deref() != Some(new_id.as_str()) {
-                    response.members.clear();
-                }
+                // The old leader id and no member list: a restarted leader must not run an
+                // assignment a stable group would ignore (Kafka, for JoinGroup before v9).
+                response.leader = current_leader;
+                response.members.clear();
+                // The member waits in its JoinGroup while its new id is written, so that a
+                // rebalance starting meanwhile includes it.
+                group.members.get_mut(&new_id).expect("inserted").waiting_join = Some(WaitingJoin { token });
                 let then = PendingWrite::StaticRejoin {
                     group_id: join.group_id.clone(),
-                    generation_id: group.generation_id,
+                    member_id: new_id.clone(),
                     token,
                     response,
                 };
@@ -309,22 +326,34 @@ impl Coordinator {
     }
 
     /// Forms the next generation from the members that rejoined (Kafka's `onCompleteJoin`).
+    /// Dynamic members that did not rejoin are removed; static members stay (KIP-345: a
+    /// restarting static member keeps its place until its session ends). If nobody rejoined
+    /// but static members remain, the rebalance waits another rebalance timeout.
     pub(crate) fn complete_join(&mut self, group_id: &str) {
-        let group = self.groups.get(group_id).expect("exists");
-        assert_eq!(group.state, GroupState::PreparingRebalance);
-        let absent: Vec<String> =
-            group.members.values().filter(|m| m.waiting_join.is_none()).map(|m| m.member_id.clone()).collect();
         let now = self.now;
         let group = self.groups.get_mut(group_id).expect("exists");
+        assert_eq!(group.state, GroupState::PreparingRebalance);
+        let absent: Vec<String> = group
+            .members
+            .values()
+            .filter(|m| m.waiting_join.is_none() && m.group_instance_id.is_none())
+            .map(|m| m.member_id.clone())
+            .collect();
         for member_id in &absent {
-            let member = group.members.remove(member_id).expect("listed");
-            if let Some(instance) = &member.group_instance_id {
-                group.static_members.remove(instance);
-            }
+            group.members.remove(member_id).expect("listed");
         }
         group.pending_members.clear();
-        group.join_deadline_ms = None;
         group.initial_join_limit_ms = None;
+        let joined: Vec<&Member> = group.members.values().filter(|m| m.waiting_join.is_some()).collect();
+        if joined.is_empty() && !group.members.is_empty() {
+            group.join_deadline_ms = Some(now.monotonic_ms + group.rebalance_timeout_ms());
+            return;
+        }
+        let leader_rejoined = group.leader_id.as_ref().is_some_and(|l| joined.iter().any(|m| &m.member_id == l));
+        if !leader_rejoined {
+            group.leader_id = joined.iter().min_by_key(|m| m.joined_seq).map(|m| m.member_id.clone());
+        }
+        group.join_deadline_ms = None;
         group.generation_id = group.generation_id.checked_add(1).unwrap_or(1);
         group.state_timestamp_ms = now.wall_ms;
         if group.members.is_empty() {
@@ -336,10 +365,6 @@ impl Coordinator {
             return;
         }
         group.protocol_name = Some(group.select_protocol().expect("members share a protocol (checked on join)"));
-        let keep_leader = group.leader_id.as_ref().is_some_and(|l| group.members.contains_key(l));
-        if !keep_leader {
-            group.leader_id = group.members.values().min_by_key(|m| m.joined_seq).map(|m| m.member_id.clone());
-        }
         group.state = GroupState::CompletingRebalance;
         group.pending_sync = group.members.keys().cloned().collect();
         group.sync_deadline_ms = Some(now.monotonic_ms + group.rebalance_timeout_ms());
@@ -348,9 +373,10 @@ impl Coordinator {
         for member_id in ids {
             let response = join_answer(group, &member_id);
             let member = group.members.get_mut(&member_id).expect("listed");
-            member.refresh_session(now.monotonic_ms);
-            let waiting = member.waiting_join.take().expect("every remaining member rejoined");
-            answers.push((waiting.token, response));
+            if let Some(waiting) = member.waiting_join.take() {
+                member.refresh_session(now.monotonic_ms);
+                answers.push((waiting.token, response));
+            }
         }
         for (token, response) in answers {
             self.respond(token, Response::Join(response));

@@ -17,6 +17,7 @@ use crate::coordinator::{Coordinator, EXPIRED_OFFSETS_PER_TICK_MAX, PendingWrite
 use crate::error::{self, ErrorCode};
 use crate::group::{Group, GroupState};
 use crate::records::OffsetsRecord;
+use std::collections::BTreeMap;
 
 /// The protocol type of Kafka consumers: its members' metadata lists subscribed topics.
 pub const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
@@ -78,11 +79,9 @@ impl Coordinator {
         self.persist(records, PendingWrite::Commit { token, group_id: commit.group_id, commit: pending });
     }
 
-    /// Kafka's `validateOffsetCommit`, in its order.
+    /// Kafka's `validateOffsetCommit` then `doCommitOffsets`, in their order. An empty group id
+    /// is valid for OffsetCommit (Kafka's `isValidGroupId`).
     fn validate_commit(&self, commit: &OffsetCommit) -> Result<(), ErrorCode> {
-        if commit.group_id.is_empty() {
-            return Err(error::INVALID_GROUP_ID);
-        }
         let Some(group) = self.groups.get(&commit.group_id) else {
             if commit.generation_id < 0 {
                 if self.groups.len() >= self.config.groups_max {
@@ -92,20 +91,23 @@ impl Coordinator {
             }
             return Err(error::ILLEGAL_GENERATION);
         };
+        let claims_membership =
+            commit.generation_id >= 0 || !commit.member_id.is_empty() || commit.group_instance_id.is_some();
+        if !claims_membership {
+            // A standalone commit: only while the group has no members.
+            return if group.state == GroupState::Empty { Ok(()) } else { Err(error::UNKNOWN_MEMBER_ID) };
+        }
         if group.is_fenced(&commit.member_id, commit.group_instance_id.as_deref()) {
             return Err(error::FENCED_INSTANCE_ID);
-        }
-        if commit.generation_id < 0 && group.state == GroupState::Empty {
-            return Ok(());
-        }
-        if group.state == GroupState::CompletingRebalance {
-            return Err(error::REBALANCE_IN_PROGRESS);
         }
         if !group.members.contains_key(&commit.member_id) {
             return Err(error::UNKNOWN_MEMBER_ID);
         }
         if commit.generation_id != group.generation_id {
             return Err(error::ILLEGAL_GENERATION);
+        }
+        if group.state == GroupState::CompletingRebalance {
+            return Err(error::REBALANCE_IN_PROGRESS);
         }
         Ok(())
     }
@@ -123,10 +125,11 @@ impl Coordinator {
             let code = match (result, error) {
                 (Err(code), _) | (Ok(_), Some(code)) => code,
                 (Ok(offset), None) => {
-                    // The record is in the log, so the group exists after a replay: keep it so.
-                    let wall_ms = self.now.wall_ms;
-                    let group = self.groups.entry(group_id.to_owned()).or_insert_with(|| Group::new(group_id, wall_ms));
-                    group.offsets.insert(partition.clone(), offset);
+                    // A group deleted while the commit was written has tombstones after it in
+                    // the log, so a replay drops it too: apply only to a group that exists.
+                    if let Some(group) = self.groups.get_mut(group_id) {
+                        group.offsets.insert(partition.clone(), offset);
+                    }
                     error::NONE
                 }
             };
@@ -138,13 +141,26 @@ impl Coordinator {
     /// OffsetFetch: the durable committed offsets of `partitions`, or of every partition the
     /// group has committed when `None`. Unknown partitions answer offset -1 with no error.
     pub fn fetch_offsets(&self, group_id: &str, partitions: Option<&[TopicPartition]>) -> Vec<FetchedOffset> {
+        self.fetch_offsets_stable(group_id, partitions, false)
+    }
+
+    /// OffsetFetch v7+ with `require_stable` (KIP-447; the Java consumer always sets it): a
+    /// partition with a commit still being written answers UNSTABLE_OFFSET_COMMIT, and the
+    /// client retries, rather than read the offset that commit is about to replace.
+    pub fn fetch_offsets_stable(
+        &self,
+        group_id: &str,
+        partitions: Option<&[TopicPartition]>,
+        require_stable: bool,
+    ) -> Vec<FetchedOffset> {
         let group = self.groups.get(group_id);
+        let unstable = if require_stable { self.commits_in_flight(group_id) } else { Vec::new() };
         let fetched = |partition: &TopicPartition, committed: Option<&CommittedOffset>| FetchedOffset {
             partition: partition.clone(),
             offset: committed.map_or(-1, |c| c.offset),
             leader_epoch: committed.map_or(-1, |c| c.leader_epoch),
             metadata: Some(committed.map(|c| c.metadata.clone()).unwrap_or_default()),
-            error: error::NONE,
+            error: if unstable.contains(partition) { error::UNSTABLE_OFFSET_COMMIT } else { error::NONE },
         };
         match partitions {
             Some(partitions) => partitions.iter().map(|p| fetched(p, group.and_then(|g| g.offsets.get(p)))).collect(),
@@ -162,11 +178,14 @@ impl Coordinator {
             let response = OffsetDeleteResponse { error: error::NON_EMPTY_GROUP, partitions: Vec::new() };
             return self.respond(token, Response::OffsetDelete(response));
         }
+        // Unknown subscriptions (no protocol chosen yet, metadata that does not parse) count as
+        // subscribed to everything, as Kafka's `isSubscribedToTopic` does.
         let subscribed = subscribed_topic_names(group);
         let mut records = Vec::new();
         let mut partitions = Vec::with_capacity(delete.partitions.len());
         for partition in delete.partitions {
-            let code = if group.state != GroupState::Empty && subscribed.contains(&partition.topic) {
+            let in_use = subscribed.as_ref().is_none_or(|topics| topics.contains(&partition.topic));
+            let code = if group.state != GroupState::Empty && in_use {
                 error::GROUP_SUBSCRIBED_TO_TOPIC
             } else {
                 if group.offsets.contains_key(&partition) {
@@ -242,16 +261,28 @@ impl Coordinator {
         let retention_ms = self.config.offsets_retention_ms;
         let mut records = Vec::new();
         let mut emptied = Vec::new();
+        let in_flight: BTreeMap<String, Vec<TopicPartition>> =
+            self.groups.keys().map(|g| (g.clone(), self.commits_in_flight(g))).collect();
         for (group_id, group) in self.groups.iter_mut() {
             if group.state != GroupState::Empty || records.len() >= EXPIRED_OFFSETS_PER_TICK_MAX {
                 continue;
             }
             let standalone = group.protocol_type.is_none();
+            // A partition with a commit being written is not expired (Kafka skips pending
+            // commits): the tombstone would land after the commit and erase it.
+            let pending = &in_flight[group_id];
             let expired: Vec<TopicPartition> = group
                 .offsets
                 .iter()
+                .filter(|(p, _)| !pending.contains(p))
                 .filter(|(_, c)| {
-                    let since_ms = if standalone { c.commit_timestamp_ms } else { group.state_timestamp_ms };
+                    // Records from before state timestamps (group value v0/v1) read -1: count
+                    // from the commit then.
+                    let since_ms = if standalone || group.state_timestamp_ms < 0 {
+                        c.commit_timestamp_ms
+                    } else {
+                        group.state_timestamp_ms
+                    };
                     wall_ms.saturating_sub(since_ms) >= retention_ms
                 })
                 .map(|(p, _)| p.clone())
@@ -266,15 +297,7 @@ impl Coordinator {
                 emptied.push(group_id.clone());
             }
         }
-        let in_flight_commits: Vec<&str> = self
-            .writes
-            .values()
-            .filter_map(|w| match w {
-                PendingWrite::Commit { group_id, .. } => Some(group_id.as_str()),
-                _ => None,
-            })
-            .collect();
-        let emptied: Vec<String> = emptied.into_iter().filter(|g| !in_flight_commits.contains(&g.as_str())).collect();
+        let emptied: Vec<String> = emptied.into_iter().filter(|g| in_flight[g].is_empty()).collect();
         for group_id in emptied {
             self.groups.remove(&group_id);
             records.push(OffsetsRecord::Group { group_id, value: None });
@@ -285,17 +308,33 @@ impl Coordinator {
     }
 }
 
-/// The topics any member of a consumer group subscribes to, from its chosen protocol's metadata.
-fn subscribed_topic_names(group: &Group) -> Vec<String> {
-    let Some(protocol) = group.protocol_name.as_deref() else { return Vec::new() };
-    let mut topics: Vec<String> = group
-        .members
-        .values()
-        .filter_map(|m| m.metadata_for(protocol))
-        .filter_map(|metadata| subscribed_topics(metadata))
-        .flatten()
-        .collect();
-    topics.sort();
-    topics.dedup();
-    topics
+impl Coordinator {
+    /// The partitions of `group_id` with a commit being written.
+    pub(crate) fn commits_in_flight(&self, group_id: &str) -> Vec<TopicPartition> {
+        let mut partitions: Vec<TopicPartition> = self
+            .writes
+            .values()
+            .filter_map(|w| match w {
+                PendingWrite::Commit { group_id: g, commit, .. } if g == group_id => {
+                    Some(commit.iter().filter(|c| c.result.is_ok()).map(|c| c.partition.clone()))
+                }
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        partitions.sort();
+        partitions.dedup();
+        partitions
+    }
+}
+
+/// The topics any member of a consumer group subscribes to, from its chosen protocol's
+/// metadata; `None` when that is unknown.
+fn subscribed_topic_names(group: &Group) -> Option<std::collections::BTreeSet<String>> {
+    let protocol = group.protocol_name.as_deref()?;
+    let mut topics = std::collections::BTreeSet::new();
+    for member in group.members.values() {
+        topics.extend(subscribed_topics(member.metadata_for(protocol)?)?);
+    }
+    Some(topics)
 }

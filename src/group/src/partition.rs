@@ -16,8 +16,8 @@ pub fn java_string_hash(text: &str) -> i32 {
 /// The partition of `__consumer_offsets` (with `partition_count` partitions) for `group_id`.
 pub fn partition_for_group(group_id: &str, partition_count: i32) -> i32 {
     assert!(partition_count > 0, "__consumer_offsets has {partition_count} partitions");
-    // Kafka's Utils.abs: clears the sign bit (so i32::MIN maps to 0, not to itself).
-    (java_string_hash(group_id) & 0x7fff_ffff) % partition_count
+    // Kafka's Utils.abs (not the producer's toPositive): |h|, with i32::MIN mapped to 0.
+    java_string_hash(group_id).checked_abs().unwrap_or(0) % partition_count
 }
 
 #[cfg(test)]
@@ -33,5 +33,8 @@ mod tests {
         assert_eq!(java_string_hash("polygenelubricants"), i32::MIN);
         assert_eq!(partition_for_group("polygenelubricants", 50), 0);
         assert_eq!(partition_for_group("hello", 50), 99_162_322 % 50);
+        // A negative hash: "my-group".hashCode() == -1906497762, on partition 12 in Kafka.
+        assert_eq!(java_string_hash("my-group"), -1_906_497_762);
+        assert_eq!(partition_for_group("my-group", 50), 12);
     }
 }

@@ -410,3 +410,34 @@ fn groups_are_deleted_only_when_empty_and_offsets_expire_after_retention() {
     assert!(h.coordinator.group("g").is_none(), "expired offsets, then the empty group");
     assert!(matches!(h.log.last(), Some(OffsetsRecord::Group { value: None, .. })));
 }
+
+#[test]
+fn a_static_member_that_misses_a_rebalance_keeps_its_place() {
+    let mut h = Harness::new();
+    let static_join = h.join("", Some("instance-s"), &[("range", b"r")]);
+    let (dynamic_id, dynamic_join) = h.join_new();
+    h.advance(3_000);
+    let s = h.join_answer(static_join).unwrap();
+    let d = h.join_answer(dynamic_join).unwrap();
+    assert_eq!((s.error, d.error), (NONE, NONE));
+    let leader = h.sync(&s.leader, s.generation_id, &[(&s.member_id, b"s"), (&dynamic_id, b"d")]);
+    assert_eq!(h.sync_answer(leader).unwrap().error, NONE);
+    let follower_id = if s.leader == s.member_id { dynamic_id.clone() } else { s.member_id.clone() };
+    let follower = h.sync(&follower_id, s.generation_id, &[]);
+    assert_eq!(h.sync_answer(follower).unwrap().error, NONE);
+
+    // The dynamic member changes its subscription: a rebalance the static member sleeps through.
+    let rejoin = h.join(&dynamic_id, None, &[("range", b"r2")]);
+    // Its session is still live (a long session timeout would do the same): only the
+    // rebalance timeout ends the wait.
+    for _ in 0..6 {
+        let code = h.heartbeat(&s.member_id, s.generation_id, Some("instance-s"));
+        assert_eq!(code, REBALANCE_IN_PROGRESS);
+        h.advance(i64::from(REBALANCE_MS) / 6);
+    }
+    let answer = h.join_answer(rejoin).expect("the rebalance timeout completes the join");
+    assert_eq!((answer.error, answer.generation_id), (NONE, s.generation_id + 1));
+    let group = h.coordinator.group("g").unwrap();
+    assert!(group.members.contains_key(&s.member_id), "KIP-345: the static member stays");
+    assert_eq!(group.static_member("instance-s"), Some(s.member_id.as_str()));
+}
