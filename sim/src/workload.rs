@@ -87,6 +87,14 @@ async fn connect(bootstrap: &str, client_id: &str) -> Client {
     }
 }
 
+/// The next send's topic, partition and the pause after it, from the seeded RNG.
+fn draw_send(targets: &[Target]) -> (Target, i32, u64) {
+    let mut rng = madsim::rand::thread_rng();
+    let target = targets[rng.gen_range(0..targets.len())].clone();
+    let partition = rng.gen_range(0..target.partitions);
+    (target, partition, rng.gen_range(1..=SEND_PAUSE_MS_MAX))
+}
+
 /// One producer process: acks=all sends of one record each until `stop`.
 pub async fn producer(
     process: u64,
@@ -99,12 +107,7 @@ pub async fn producer(
     let mut client = connect(&bootstrap, &client_id).await;
     let mut sequence: u64 = 0;
     while !stop.load(Ordering::Relaxed) {
-        let (target, partition, pause_ms) = {
-            let mut rng = madsim::rand::thread_rng();
-            let target = targets[rng.gen_range(0..targets.len())].clone();
-            let partition = rng.gen_range(0..target.partitions);
-            (target, partition, rng.gen_range(1..=SEND_PAUSE_MS_MAX))
-        };
+        let (target, partition, pause_ms) = draw_send(&targets);
         let value = format!("p{process}-{sequence}");
         sequence += 1;
         let record = ProduceRecord {
@@ -181,12 +184,7 @@ pub async fn idempotent_producer(
             }
             continue;
         };
-        let (target, partition, pause_ms) = {
-            let mut rng = madsim::rand::thread_rng();
-            let target = targets[rng.gen_range(0..targets.len())].clone();
-            let partition = rng.gen_range(0..target.partitions);
-            (target, partition, rng.gen_range(1..=SEND_PAUSE_MS_MAX))
-        };
+        let (target, partition, pause_ms) = draw_send(&targets);
         let value = format!("p{process}-{sequence}");
         sequence += 1;
         let record = ProduceRecord { value: Some(Bytes::from(value.clone())), ..Default::default() };
@@ -195,7 +193,6 @@ pub async fn idempotent_producer(
             .expect("one small record is a valid batch");
         let invoke_ms = recorder.now_ms();
         let mut outcome = SendOutcome::Indeterminate;
-        let mut give_up = true;
         // Bounded by IDEMPOTENT_ATTEMPTS_MAX; an unfinished send at `stop` stays indeterminate.
         for attempt in 0..IDEMPOTENT_ATTEMPTS_MAX {
             if attempt > 0 && stop.load(Ordering::Relaxed) {
@@ -213,7 +210,6 @@ pub async fn idempotent_producer(
             match verdict {
                 Attempt::Acked(offset) => {
                     outcome = SendOutcome::Ok { offset };
-                    give_up = false;
                     break;
                 }
                 Attempt::GiveUp => break,
@@ -225,6 +221,7 @@ pub async fn idempotent_producer(
                 }
             }
         }
+        let given_up = matches!(outcome, SendOutcome::Indeterminate);
         recorder.record(Op::Send {
             process,
             partition: PartitionKey::new(target.topic.clone(), partition),
@@ -234,7 +231,7 @@ pub async fn idempotent_producer(
             outcome,
             idempotent: true,
         });
-        if give_up {
+        if given_up {
             // The partition's sequence is in doubt: continue under a bumped epoch (KIP-360).
             abandoned = producer.take();
         }

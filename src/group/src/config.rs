@@ -14,9 +14,6 @@ pub struct GroupConfig {
     pub initial_rebalance_delay_ms: i64,
     /// `group.max.size`: members per group; the next JoinGroup is GROUP_MAX_SIZE_REACHED.
     pub group_size_max: usize,
-    /// How long a member that joined during a rebalance may take to send its first JoinGroup
-    /// again if it is removed (Kafka's `GroupCoordinator.NewMemberJoinTimeoutMs`, 5 minutes).
-    pub new_member_join_timeout_ms: i64,
     /// `offset.metadata.max.bytes`: a longer commit metadata string is OFFSET_METADATA_TOO_LARGE.
     pub offset_metadata_bytes_max: usize,
     /// `offsets.retention.minutes` in ms: an empty group's offsets expire this long after the
@@ -33,7 +30,6 @@ impl Default for GroupConfig {
             session_timeout_ms_max: 1_800_000,
             initial_rebalance_delay_ms: 3_000,
             group_size_max: 1_000,
-            new_member_join_timeout_ms: 300_000,
             offset_metadata_bytes_max: 4_096,
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1_000,
             groups_max: 100_000,

@@ -235,7 +235,7 @@ impl Coordinator {
                 let group = self.groups.get_mut(&group_id);
                 let member =
                     group.filter(|g| g.state == GroupState::Stable).and_then(|g| g.members.get_mut(&member_id));
-                if let Some(member) = member.filter(|m| m.waiting_join.is_some_and(|w| w.token == token)) {
+                if let Some(member) = member.filter(|m| m.waiting_join == Some(token)) {
                     member.waiting_join = None;
                     if let Some(code) = error {
                         response = crate::api::JoinGroupResponse::error(code, "");
@@ -329,7 +329,7 @@ impl Coordinator {
                     let Some(waiting) = member.waiting_join else { continue };
                     let written = self.writes.values().any(|w| {
                         matches!(w, PendingWrite::StaticRejoin { member_id, token, .. }
-                            if *member_id == member.member_id && *token == waiting.token)
+                            if *member_id == member.member_id && *token == waiting)
                     });
                     assert!(written, "group {group_id}: {} waits in a stable group", member.member_id);
                 }

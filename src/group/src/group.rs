@@ -30,12 +30,6 @@ impl GroupState {
     }
 }
 
-/// A JoinGroup waiting for the rebalance to complete.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct WaitingJoin {
-    pub token: Token,
-}
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Member {
     pub member_id: String,
@@ -49,7 +43,8 @@ pub struct Member {
     pub assignment: Bytes,
     /// Order of joining, for choosing a leader as Kafka does (the first member).
     pub(crate) joined_seq: u64,
-    pub(crate) waiting_join: Option<WaitingJoin>,
+    /// A JoinGroup waiting for the rebalance to complete.
+    pub(crate) waiting_join: Option<Token>,
     pub(crate) waiting_sync: Option<Token>,
     /// The member is removed when monotonic time passes this without a heartbeat, unless it is
     /// waiting in a JoinGroup or SyncGroup (Kafka's `shouldKeepAlive`).

@@ -19,7 +19,7 @@ use crate::api::{
 };
 use crate::coordinator::{Coordinator, PendingWrite};
 use crate::error::{self, ErrorCode};
-use crate::group::{Group, GroupState, Member, WaitingJoin};
+use crate::group::{Group, GroupState, Member};
 
 /// The longest string a group record can hold (an i16 length, `records.rs`).
 pub const STORED_STRING_BYTES_MAX: usize = i16::MAX as usize;
@@ -161,11 +161,11 @@ impl Coordinator {
         member.client_id = join.client_id.clone();
         member.client_host = join.client_host.clone();
         member.refresh_session(self.now.monotonic_ms);
-        let superseded = member.waiting_join.replace(WaitingJoin { token });
+        let superseded = member.waiting_join.replace(token);
         if let Some(old) = superseded {
             // The client gave up on that request and sent this one; the old one gets an error.
             let response = JoinGroupResponse::error(error::REBALANCE_IN_PROGRESS, &join.member_id);
-            self.respond(old.token, Response::Join(response));
+            self.respond(old, Response::Join(response));
         }
     }
 
@@ -190,7 +190,7 @@ impl Coordinator {
             protocols: join.protocols,
             assignment: bytes::Bytes::new(),
             joined_seq: group.next_joined_seq,
-            waiting_join: Some(WaitingJoin { token }),
+            waiting_join: Some(token),
             waiting_sync: None,
             session_deadline_ms: 0,
         };
@@ -220,7 +220,7 @@ impl Coordinator {
         let new_id = join.member_id_candidate.clone();
         let group = self.groups.get_mut(&join.group_id).expect("exists");
         let mut member = group.members.remove(old_id).expect("static map points at a member");
-        let fenced = [member.waiting_join.take().map(|w| w.token), member.waiting_sync.take()];
+        let fenced = [member.waiting_join.take(), member.waiting_sync.take()];
         let current_leader = group.leader_id.clone().unwrap_or_default();
         member.member_id = new_id.clone();
         member.client_id = join.client_id.clone();
@@ -259,7 +259,7 @@ impl Coordinator {
                 response.members.clear();
                 // The member waits in its JoinGroup while its new id is written, so that a
                 // rebalance starting meanwhile includes it.
-                group.members.get_mut(&new_id).expect("inserted").waiting_join = Some(WaitingJoin { token });
+                group.members.get_mut(&new_id).expect("inserted").waiting_join = Some(token);
                 let then = PendingWrite::StaticRejoin {
                     group_id: join.group_id.clone(),
                     member_id: new_id.clone(),
@@ -271,12 +271,12 @@ impl Coordinator {
             }
             GroupState::PreparingRebalance => {
                 let group = self.groups.get_mut(&join.group_id).expect("exists");
-                group.members.get_mut(&new_id).expect("inserted").waiting_join = Some(WaitingJoin { token });
+                group.members.get_mut(&new_id).expect("inserted").waiting_join = Some(token);
                 self.try_complete_join(&join.group_id);
             }
             _ => {
                 let group = self.groups.get_mut(&join.group_id).expect("exists");
-                group.members.get_mut(&new_id).expect("inserted").waiting_join = Some(WaitingJoin { token });
+                group.members.get_mut(&new_id).expect("inserted").waiting_join = Some(token);
                 self.prepare_rebalance(&join.group_id);
             }
         }
@@ -373,9 +373,9 @@ impl Coordinator {
         for member_id in ids {
             let response = join_answer(group, &member_id);
             let member = group.members.get_mut(&member_id).expect("listed");
-            if let Some(waiting) = member.waiting_join.take() {
+            if let Some(token) = member.waiting_join.take() {
                 member.refresh_session(now.monotonic_ms);
-                answers.push((waiting.token, response));
+                answers.push((token, response));
             }
         }
         for (token, response) in answers {
@@ -553,11 +553,8 @@ impl Coordinator {
                 group.static_members.remove(instance);
             }
             group.pending_sync.remove(member_id);
-            if let Some(waiting) = member.waiting_join {
-                answers.push((
-                    waiting.token,
-                    Response::Join(JoinGroupResponse::error(error::UNKNOWN_MEMBER_ID, member_id)),
-                ));
+            if let Some(token) = member.waiting_join {
+                answers.push((token, Response::Join(JoinGroupResponse::error(error::UNKNOWN_MEMBER_ID, member_id))));
             }
             if let Some(token) = member.waiting_sync {
                 answers.push((token, Response::Sync(SyncGroupResponse::error(error::UNKNOWN_MEMBER_ID))));

@@ -17,7 +17,7 @@ use crate::coordinator::{Coordinator, EXPIRED_OFFSETS_PER_TICK_MAX, PendingWrite
 use crate::error::{self, ErrorCode};
 use crate::group::{Group, GroupState};
 use crate::records::OffsetsRecord;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The protocol type of Kafka consumers: its members' metadata lists subscribed topics.
 pub const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
@@ -154,7 +154,11 @@ impl Coordinator {
         require_stable: bool,
     ) -> Vec<FetchedOffset> {
         let group = self.groups.get(group_id);
-        let unstable = if require_stable { self.commits_in_flight(group_id) } else { Vec::new() };
+        let unstable = if require_stable {
+            self.commits_in_flight().remove(group_id).unwrap_or_default()
+        } else {
+            BTreeSet::new()
+        };
         let fetched = |partition: &TopicPartition, committed: Option<&CommittedOffset>| FetchedOffset {
             partition: partition.clone(),
             offset: committed.map_or(-1, |c| c.offset),
@@ -261,8 +265,8 @@ impl Coordinator {
         let retention_ms = self.config.offsets_retention_ms;
         let mut records = Vec::new();
         let mut emptied = Vec::new();
-        let in_flight: BTreeMap<String, Vec<TopicPartition>> =
-            self.groups.keys().map(|g| (g.clone(), self.commits_in_flight(g))).collect();
+        let in_flight = self.commits_in_flight();
+        let no_commits = BTreeSet::new();
         for (group_id, group) in self.groups.iter_mut() {
             if group.state != GroupState::Empty || records.len() >= EXPIRED_OFFSETS_PER_TICK_MAX {
                 continue;
@@ -270,7 +274,7 @@ impl Coordinator {
             let standalone = group.protocol_type.is_none();
             // A partition with a commit being written is not expired (Kafka skips pending
             // commits): the tombstone would land after the commit and erase it.
-            let pending = &in_flight[group_id];
+            let pending = in_flight.get(group_id).unwrap_or(&no_commits);
             let expired: Vec<TopicPartition> = group
                 .offsets
                 .iter()
@@ -297,7 +301,7 @@ impl Coordinator {
                 emptied.push(group_id.clone());
             }
         }
-        let emptied: Vec<String> = emptied.into_iter().filter(|g| in_flight[g].is_empty()).collect();
+        let emptied: Vec<String> = emptied.into_iter().filter(|g| !in_flight.contains_key(g)).collect();
         for group_id in emptied {
             self.groups.remove(&group_id);
             records.push(OffsetsRecord::Group { group_id, value: None });
@@ -309,22 +313,17 @@ impl Coordinator {
 }
 
 impl Coordinator {
-    /// The partitions of `group_id` with a commit being written.
-    pub(crate) fn commits_in_flight(&self, group_id: &str) -> Vec<TopicPartition> {
-        let mut partitions: Vec<TopicPartition> = self
-            .writes
-            .values()
-            .filter_map(|w| match w {
-                PendingWrite::Commit { group_id: g, commit, .. } if g == group_id => {
-                    Some(commit.iter().filter(|c| c.result.is_ok()).map(|c| c.partition.clone()))
-                }
-                _ => None,
-            })
-            .flatten()
-            .collect();
-        partitions.sort();
-        partitions.dedup();
-        partitions
+    /// The partitions with a commit being written, by group (only groups that have some).
+    pub(crate) fn commits_in_flight(&self) -> BTreeMap<String, BTreeSet<TopicPartition>> {
+        let mut in_flight: BTreeMap<String, BTreeSet<TopicPartition>> = BTreeMap::new();
+        for write in self.writes.values() {
+            if let PendingWrite::Commit { group_id, commit, .. } = write {
+                let partitions = commit.iter().filter(|c| c.result.is_ok()).map(|c| c.partition.clone());
+                in_flight.entry(group_id.clone()).or_default().extend(partitions);
+            }
+        }
+        in_flight.retain(|_, partitions| !partitions.is_empty());
+        in_flight
     }
 }
 
