@@ -6,6 +6,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+/// Kafka's default `offsets.topic.num.partitions`.
+pub const OFFSETS_TOPIC_NUM_PARTITIONS_DEFAULT: i32 = 50;
+
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
     /// `node.id`: this broker's id.
@@ -31,6 +34,10 @@ pub struct BrokerConfig {
     pub queued_max_request_bytes: u32,
     /// `Some` when the broker runs in a cluster (`--peers`); `None` serves a single node.
     pub cluster: Option<crate::cluster::ClusterConfig>,
+    /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets`.
+    pub offsets_topic_num_partitions: i32,
+    /// The group coordinator's settings (`group.*`, `offsets.retention.minutes`).
+    pub group: sluice_group::GroupConfig,
 }
 
 impl BrokerConfig {
@@ -48,6 +55,8 @@ impl BrokerConfig {
             socket_request_max_bytes: sluice_protocol::frame::REQUEST_FRAME_BYTES_MAX,
             queued_max_request_bytes: crate::limits::REQUEST_BYTES_BUFFERED_MAX,
             cluster: None,
+            offsets_topic_num_partitions: OFFSETS_TOPIC_NUM_PARTITIONS_DEFAULT,
+            group: sluice_group::GroupConfig::default(),
         }
     }
 

@@ -192,7 +192,7 @@ async fn handle_frame<D: Disk, C: Clock>(
     let version = request.header.request_api_version;
     let correlation_id = request.header.correlation_id;
     metrics::counter!("sluice_requests_total", "api" => api_name(api_key)).increment(1);
-    match dispatch(state, request).await {
+    match dispatch(state, request, peer).await {
         Reply::Ready(body) => Some(ready(api_key, version, correlation_id, *body, started)),
         Reply::Deferred(future) => Some(Box::pin(async move {
             let body = future.await;

@@ -11,6 +11,7 @@ use futures::future::BoxFuture;
 use kafka_protocol::messages::{RequestKind, ResponseKind};
 use sluice_io::{Clock, Disk};
 use sluice_protocol::frame::Request;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub enum Reply {
@@ -21,9 +22,31 @@ pub enum Reply {
     Close,
 }
 
-pub async fn dispatch<D: Disk, C: Clock>(state: &Arc<BrokerState<D, C>>, request: Request) -> Reply {
+pub async fn dispatch<D: Disk, C: Clock>(state: &Arc<BrokerState<D, C>>, request: Request, peer: SocketAddr) -> Reply {
     let version = request.header.request_api_version;
     match request.body {
+        RequestKind::FindCoordinator(body) => {
+            Reply::Ready(Box::new(handlers::groups::find_coordinator(state, body, version).await))
+        }
+        RequestKind::JoinGroup(body) => {
+            let client_id = request.header.client_id.as_deref().unwrap_or("");
+            handlers::groups::join_group(state, body, version, client_id, peer).await
+        }
+        RequestKind::SyncGroup(body) => handlers::groups::sync_group(state, body, version).await,
+        RequestKind::Heartbeat(body) => handlers::groups::heartbeat(state, body).await,
+        RequestKind::LeaveGroup(body) => handlers::groups::leave_group(state, body, version).await,
+        RequestKind::OffsetCommit(body) => handlers::group_offsets::offset_commit(state, body, version).await,
+        RequestKind::OffsetFetch(body) => {
+            Reply::Ready(Box::new(handlers::group_offsets::offset_fetch(state, body, version).await))
+        }
+        RequestKind::OffsetDelete(body) => handlers::group_offsets::offset_delete(state, body).await,
+        RequestKind::ListGroups(body) => {
+            Reply::Ready(Box::new(handlers::group_offsets::list_groups(state, body, version).await))
+        }
+        RequestKind::DescribeGroups(body) => {
+            Reply::Ready(Box::new(handlers::group_offsets::describe_groups(state, body, version).await))
+        }
+        RequestKind::DeleteGroups(body) => handlers::group_offsets::delete_groups(state, body).await,
         RequestKind::ApiVersions(_) => {
             Reply::Ready(Box::new(ResponseKind::ApiVersions(handlers::api_versions::response())))
         }

@@ -13,6 +13,7 @@ pub mod allocator;
 pub mod cluster;
 pub mod config;
 mod connection;
+mod consumer_groups;
 mod dispatch;
 mod flusher;
 mod handlers;

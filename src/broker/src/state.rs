@@ -7,6 +7,7 @@
 
 use crate::cluster::ClusterHandle;
 use crate::config::BrokerConfig;
+use crate::consumer_groups::GroupCoordinators;
 use crate::flusher::FlushQueue;
 use crate::limits::{PRODUCER_ID_BLOCK_SIZE, REQUEST_BYTES_BUFFERED_MAX};
 use crate::topics::TopicRegistry;
@@ -43,6 +44,8 @@ pub struct BrokerState<D: Disk, C: Clock> {
     pub request_bytes: Arc<Semaphore>,
     /// The multi-raft driver's handle in cluster mode.
     pub cluster: Option<ClusterHandle<D>>,
+    /// The consumer group coordinators of the `__consumer_offsets` partitions this broker leads.
+    pub groups: GroupCoordinators<D>,
 }
 
 struct ProducerIds {
@@ -94,6 +97,8 @@ impl<D: Disk, C: Clock> BrokerState<D, C> {
             queued_max_request_bytes >= config.socket_request_max_bytes,
             "queued.max.request.bytes must hold one frame of socket.request.max.bytes"
         );
+        let groups =
+            GroupCoordinators::new(config.group.clone(), config.offsets_topic_num_partitions, config.node_id, &clock);
         Ok(BrokerState {
             config,
             disk,
@@ -111,6 +116,7 @@ impl<D: Disk, C: Clock> BrokerState<D, C> {
             producer_ids: tokio::sync::Mutex::new(ProducerIds { next, block_end: next, file, path }),
             ready: AtomicBool::new(false),
             request_bytes: Arc::new(Semaphore::new(queued_max_request_bytes as usize)),
+            groups,
             cluster,
         })
     }

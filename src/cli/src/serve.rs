@@ -48,6 +48,22 @@ pub struct ServeArgs {
     /// How often retention runs (log.retention.check.interval.ms) [default: 300000].
     #[arg(long, env = "SLUICE_RETENTION_CHECK_INTERVAL_MS")]
     retention_check_interval_ms: Option<u64>,
+    /// Partitions of the internal __consumer_offsets topic (offsets.topic.num.partitions),
+    /// fixed once the topic exists [default: 50].
+    #[arg(long, env = "SLUICE_OFFSETS_TOPIC_NUM_PARTITIONS")]
+    offsets_topic_num_partitions: Option<i32>,
+    /// How long the first rebalance of an empty group waits for more members
+    /// (group.initial.rebalance.delay.ms, KIP-134) [default: 3000].
+    #[arg(long, env = "SLUICE_GROUP_INITIAL_REBALANCE_DELAY_MS")]
+    group_initial_rebalance_delay_ms: Option<i64>,
+    /// Shortest session timeout a group member may ask for (group.min.session.timeout.ms)
+    /// [default: 6000].
+    #[arg(long, env = "SLUICE_GROUP_MIN_SESSION_TIMEOUT_MS")]
+    group_min_session_timeout_ms: Option<i32>,
+    /// How long an empty group's committed offsets are kept (offsets.retention.minutes)
+    /// [default: 10080, 7 days].
+    #[arg(long, env = "SLUICE_OFFSETS_RETENTION_MINUTES")]
+    offsets_retention_minutes: Option<i64>,
 }
 
 /// `sluice.toml`: the same settings as the flags.
@@ -64,6 +80,10 @@ struct FileConfig {
     auto_create_topics: Option<bool>,
     num_partitions: Option<i32>,
     retention_check_interval_ms: Option<u64>,
+    offsets_topic_num_partitions: Option<i32>,
+    group_initial_rebalance_delay_ms: Option<i64>,
+    group_min_session_timeout_ms: Option<i32>,
+    offsets_retention_minutes: Option<i64>,
 }
 
 impl ServeArgs {
@@ -98,6 +118,25 @@ impl ServeArgs {
         }
         if let Some(v) = self.retention_check_interval_ms.or(file.retention_check_interval_ms) {
             config.retention_check_interval_ms = v;
+        }
+        if let Some(v) = self.offsets_topic_num_partitions.or(file.offsets_topic_num_partitions) {
+            anyhow::ensure!((1..=1000).contains(&v), "--offsets-topic-num-partitions must be in 1..=1000");
+            config.offsets_topic_num_partitions = v;
+        }
+        if let Some(v) = self.group_initial_rebalance_delay_ms.or(file.group_initial_rebalance_delay_ms) {
+            anyhow::ensure!(v >= 0, "--group-initial-rebalance-delay-ms must be >= 0");
+            config.group.initial_rebalance_delay_ms = v;
+        }
+        if let Some(v) = self.group_min_session_timeout_ms.or(file.group_min_session_timeout_ms) {
+            anyhow::ensure!(
+                (1..=config.group.session_timeout_ms_max).contains(&v),
+                "--group-min-session-timeout-ms must be in 1..=group.max.session.timeout.ms"
+            );
+            config.group.session_timeout_ms_min = v;
+        }
+        if let Some(v) = self.offsets_retention_minutes.or(file.offsets_retention_minutes) {
+            anyhow::ensure!(v >= 1, "--offsets-retention-minutes must be >= 1");
+            config.group.offsets_retention_ms = v.saturating_mul(60_000);
         }
         anyhow::ensure!(config.node_id >= 0, "--node-id must be >= 0");
         let rpc_addr = self.rpc_addr.or(file.rpc_addr);

@@ -169,6 +169,7 @@ pub fn describe_topic<D: Disk, C: Clock>(
         .collect();
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(&topic.name)))
+        .with_is_internal(version >= 1 && topic.name == crate::consumer_groups::OFFSETS_TOPIC)
         .with_topic_id(if version >= 10 { topic.topic_id } else { uuid::Uuid::nil() })
         .with_partitions(partitions)
 }

@@ -5,6 +5,8 @@ pub mod api_versions;
 pub mod cluster;
 pub mod configs;
 pub mod fetch;
+pub mod group_offsets;
+pub mod groups;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;

@@ -126,7 +126,7 @@ fn respond(topics: Vec<(String, Vec<Outcome>)>, _version: i16) -> ResponseKind {
 /// Waits until the partition's high watermark reaches `target` (and, when `epoch` is given,
 /// while the leader epoch stays `epoch`). False when the epoch moved first (a replicated
 /// append may have been truncated) or the partition is gone.
-async fn wait_for_high_watermark(
+pub(crate) async fn wait_for_high_watermark(
     mut receiver: watch::Receiver<Watermarks>,
     target: Offset,
     epoch: Option<Term>,
@@ -173,6 +173,10 @@ async fn produce_partition<D: Disk, C: Clock>(
     let Some(partition) = usize::try_from(index).ok().and_then(|i| topic.partitions.get(i)) else {
         return failed(index, error_code::UNKNOWN_TOPIC_OR_PARTITION, "unknown partition", version);
     };
+    // Kafka: only the group coordinator writes internal topics (InvalidTopicException).
+    if topic.name == crate::consumer_groups::OFFSETS_TOPIC {
+        return failed(index, error_code::INVALID_TOPIC_EXCEPTION, "cannot append to internal topic", version);
+    }
     if let Some(code) = partition.serve_error(sluice_types::NodeId(state.config.node_id), -1) {
         return failed(index, code, "this broker does not lead the partition", version);
     }
