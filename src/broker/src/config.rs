@@ -38,6 +38,8 @@ pub struct BrokerConfig {
     pub offsets_topic_num_partitions: i32,
     /// The group coordinator's settings (`group.*`, `offsets.retention.minutes`).
     pub group: sluice_group::GroupConfig,
+    /// `log.cleaner.backoff.ms`: the pause between the log cleaner's passes.
+    pub log_cleaner_backoff_ms: u64,
 }
 
 impl BrokerConfig {
@@ -57,6 +59,7 @@ impl BrokerConfig {
             cluster: None,
             offsets_topic_num_partitions: OFFSETS_TOPIC_NUM_PARTITIONS_DEFAULT,
             group: sluice_group::GroupConfig::default(),
+            log_cleaner_backoff_ms: crate::compaction::CLEANER_BACKOFF_MS,
         }
     }
 

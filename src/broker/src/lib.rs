@@ -11,6 +11,7 @@
 pub mod admin_http;
 pub mod allocator;
 pub mod cluster;
+mod compaction;
 pub mod config;
 mod connection;
 mod consumer_groups;

@@ -66,6 +66,7 @@ pub async fn run<D: Disk, C: Clock>(
     let admin_task = tokio::spawn(admin_http::serve(admin, state.clone(), metrics, shutdown.clone()));
     let maintenance_task = tokio::spawn(maintenance::run(state.clone(), shutdown.clone()));
     let groups_task = tokio::spawn(crate::consumer_groups::run_upkeep(state.clone(), shutdown.clone()));
+    let cleaner_task = tokio::spawn(crate::compaction::run(state.clone(), shutdown.clone()));
     state.ready.store(true, Ordering::Release);
     let mut connections = Connections::default();
     accept_loop(&state, &kafka, &mut connections, shutdown.clone()).await;
@@ -90,6 +91,7 @@ pub async fn run<D: Disk, C: Clock>(
     }
     let _ = maintenance_task.await;
     let _ = groups_task.await;
+    let _ = cleaner_task.await;
     let _ = admin_task.await;
     if let (Some(cluster), Some(driver)) = (&state.cluster, driver) {
         let (reply, stopped) = tokio::sync::oneshot::channel();

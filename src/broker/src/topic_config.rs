@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 pub const CONFIG_TYPE_STRING: i8 = 2;
 pub const CONFIG_TYPE_INT: i8 = 3;
 pub const CONFIG_TYPE_LONG: i8 = 5;
+pub const CONFIG_TYPE_DOUBLE: i8 = 6;
 pub const CONFIG_TYPE_LIST: i8 = 7;
 
 /// Kafka `ConfigSource` values (DescribeConfigs v1+).
@@ -39,6 +40,12 @@ pub const TOPIC_CONFIG_KEYS: &[ConfigKey] = &[
         "producer keeps the producer's codec; otherwise none, gzip, snappy, lz4 or zstd.",
     ),
     key(
+        "delete.retention.ms",
+        "86400000",
+        CONFIG_TYPE_LONG,
+        "how long compaction keeps a tombstone (its batch's timestamp plus this).",
+    ),
+    key(
         "flush.messages",
         "1",
         CONFIG_TYPE_LONG,
@@ -47,6 +54,12 @@ pub const TOPIC_CONFIG_KEYS: &[ConfigKey] = &[
     key("flush.ms", "9223372036854775807", CONFIG_TYPE_LONG, "fsync at least this often."),
     key("max.message.bytes", "1048588", CONFIG_TYPE_INT, "largest record batch accepted."),
     key("message.timestamp.type", "CreateTime", CONFIG_TYPE_STRING, "CreateTime or LogAppendTime."),
+    key(
+        "min.cleanable.dirty.ratio",
+        "0.5",
+        CONFIG_TYPE_DOUBLE,
+        "compact when at least this share of the cleanable log is not compacted yet.",
+    ),
     key("min.insync.replicas", "1", CONFIG_TYPE_INT, "replicas that must have a write for acks=all to succeed."),
     key(
         "retention.bytes",
@@ -121,6 +134,14 @@ impl TopicConfig {
                         Compression::from_name(other).ok_or_else(|| format!("compression.type: invalid '{value}'"))?,
                     ),
                 };
+            }
+            "delete.retention.ms" => log.delete_retention_ms = parse_long(name, value, 0)?,
+            "min.cleanable.dirty.ratio" => {
+                let ratio: f64 = value.trim().parse().map_err(|_| format!("{name}: '{value}' is not a number"))?;
+                if !(0.0..=1.0).contains(&ratio) {
+                    return Err(format!("{name}: {ratio} is not in [0, 1]"));
+                }
+                log.min_cleanable_dirty_ratio = ratio;
             }
             "flush.messages" => log.flush_messages = parse_long(name, value, 1)?,
             "flush.ms" => log.flush_ms = parse_long(name, value, 0)?,

@@ -64,6 +64,9 @@ pub struct ServeArgs {
     /// [default: 10080, 7 days].
     #[arg(long, env = "SLUICE_OFFSETS_RETENTION_MINUTES")]
     offsets_retention_minutes: Option<i64>,
+    /// Pause between the log cleaner's compaction passes (log.cleaner.backoff.ms) [default: 15000].
+    #[arg(long, env = "SLUICE_LOG_CLEANER_BACKOFF_MS")]
+    log_cleaner_backoff_ms: Option<u64>,
 }
 
 /// `sluice.toml`: the same settings as the flags.
@@ -84,6 +87,7 @@ struct FileConfig {
     group_initial_rebalance_delay_ms: Option<i64>,
     group_min_session_timeout_ms: Option<i32>,
     offsets_retention_minutes: Option<i64>,
+    log_cleaner_backoff_ms: Option<u64>,
 }
 
 impl ServeArgs {
@@ -137,6 +141,10 @@ impl ServeArgs {
         if let Some(v) = self.offsets_retention_minutes.or(file.offsets_retention_minutes) {
             anyhow::ensure!(v >= 1, "--offsets-retention-minutes must be >= 1");
             config.group.offsets_retention_ms = v.saturating_mul(60_000);
+        }
+        if let Some(v) = self.log_cleaner_backoff_ms.or(file.log_cleaner_backoff_ms) {
+            anyhow::ensure!(v >= 1, "--log-cleaner-backoff-ms must be >= 1");
+            config.log_cleaner_backoff_ms = v;
         }
         anyhow::ensure!(config.node_id >= 0, "--node-id must be >= 0");
         let rpc_addr = self.rpc_addr.or(file.rpc_addr);

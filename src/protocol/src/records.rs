@@ -187,6 +187,41 @@ pub fn encode_batch(records: &[Record], codec: Compression, options: &BatchOptio
     Ok(Bytes::from(batch))
 }
 
+/// Re-encodes a stored batch with only `kept` of its records (log compaction): every header
+/// field stays (base offset, leader epoch, last offset delta, timestamps, producer identity,
+/// attributes), so offsets never move and the batch still covers its whole offset range;
+/// only the record count, length and CRC change. A batch left with no records is written
+/// uncompressed and empty, as Kafka's cleaner writes empty batches. `kept` are records of the
+/// batch, in order.
+pub fn rewrite_batch(header: &BatchHeader, kept: &[Record]) -> Result<Bytes, RecordsError> {
+    let mut offset_delta_previous = -1;
+    for record in kept {
+        assert!(record.offset_delta > offset_delta_previous, "kept records stay in order");
+        assert!(record.offset_delta <= header.last_offset_delta, "kept records lie inside the batch");
+        offset_delta_previous = record.offset_delta;
+    }
+    let codec = header.compression().expect("a stored batch has a known codec");
+    let mut raw = Vec::new();
+    for record in kept {
+        encode_record(record, &mut raw)?;
+    }
+    let (codec, body) =
+        if kept.is_empty() { (Compression::None, Vec::new()) } else { (codec, compression::compress(codec, &raw)) };
+    if body.len() > (i32::MAX as usize) - BATCH_HEADER_BYTES as usize {
+        return Err(RecordsError::TooLarge("batch length"));
+    }
+    let rewritten = BatchHeader {
+        batch_length: 0,
+        crc: 0,
+        attributes: (header.attributes & !ATTRIBUTE_COMPRESSION_MASK) | codec as i16,
+        record_count: i32::try_from(kept.len()).map_err(|_| RecordsError::TooLarge("record count"))?,
+        ..*header
+    };
+    let batch = build_batch(&rewritten, &body);
+    debug_assert!(BatchHeader::parse_verified(&batch).is_ok());
+    Ok(Bytes::from(batch))
+}
+
 fn attributes_for(codec: Compression, options: &BatchOptions) -> i16 {
     let mut attributes = codec as i16;
     if options.timestamp_type == TimestampType::LogAppendTime {

@@ -33,6 +33,10 @@ impl CleanupPolicy {
         }
     }
 
+    pub fn compacts(self) -> bool {
+        matches!(self, CleanupPolicy::Compact | CleanupPolicy::CompactDelete)
+    }
+
     pub fn deletes(self) -> bool {
         matches!(self, CleanupPolicy::Delete | CleanupPolicy::CompactDelete)
     }
@@ -59,6 +63,11 @@ pub struct LogConfig {
     pub flush_messages: i64,
     /// `flush.ms`: fsync at least this often.
     pub flush_ms: i64,
+    /// `delete.retention.ms`: how long compaction keeps a tombstone.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: compaction runs when at least this share of the cleanable
+    /// bytes has not been cleaned yet.
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 /// Smallest `segment.bytes` accepted (Kafka: 14 bytes; we need room for one batch header).
@@ -76,6 +85,8 @@ impl Default for LogConfig {
             log_append_time: false,
             flush_messages: 1,
             flush_ms: i64::MAX,
+            delete_retention_ms: 24 * 60 * 60 * 1000,
+            min_cleanable_dirty_ratio: 0.5,
         }
     }
 }

@@ -6,7 +6,9 @@
 //!
 //! Invariants (each asserted where it is maintained):
 //! - Batches are stored exactly as received, except for the broker-owned header fields (base
-//!   offset, partition leader epoch, LogAppendTime), so the CRC-32C stays the producer's.
+//!   offset, partition leader epoch, LogAppendTime), so the CRC-32C stays the producer's; and
+//!   except for compaction (`compaction.rs`), which drops records inside sealed batches but
+//!   keeps every batch header, so offsets never move.
 //! - Offsets are dense and strictly increasing across batches: a batch's base offset equals the
 //!   previous batch's last offset + 1. An offset is never reused for a different durable batch.
 //! - `log_start_offset <= flushed_offset <= log_end_offset`; only data below `flushed_offset`
@@ -18,6 +20,7 @@
 //! Nothing here spawns tasks or reads a clock: time arrives as `now_ms` arguments.
 
 mod checkpoint;
+mod compaction;
 mod config;
 mod error;
 mod hard_state;
@@ -31,6 +34,7 @@ mod segment_read;
 mod segment_scan;
 
 pub use checkpoint::{CHECKPOINT_FILE, Checkpoint};
+pub use compaction::{BatchCleaning, CleanedSegment, KeyMap, SegmentSpan, clean_batch};
 pub use config::{CleanupPolicy, LogConfig, SEGMENT_BYTES_MIN};
 pub use error::StorageError;
 pub use hard_state::{HARD_STATE_BYTES, HARD_STATE_FILE, PersistedHardState};

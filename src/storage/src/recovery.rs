@@ -50,6 +50,7 @@ impl<D: Disk> PartitionLog<D> {
             Err(error) => return Err(error),
         };
         let checkpoint = checkpoint.unwrap_or(Checkpoint { log_start_offset: Offset(0), recovery_point: Offset(0) });
+        crate::compaction::finish_interrupted_cleaning(&disk, dir).await?;
         let bases: Vec<Offset> =
             disk.list_dir(dir).await?.iter().filter_map(|path| parse_segment_file_name(path)).collect();
         let mut segments = open_segments(&disk, dir, &bases, checkpoint.recovery_point, now_ms).await?;

@@ -272,6 +272,15 @@ fn validate<D: Disk>(topic: &Topic<D>, records: Option<Bytes>) -> Result<BytesMu
     }
     validate_records(&records, RECORDS_DECOMPRESSED_BYTES_MAX)
         .map_err(|e| (error_code::CORRUPT_MESSAGE, e.to_string()))?;
+    if topic.config.log.cleanup_policy.compacts() {
+        // Kafka's LogValidator: compaction keeps the latest record per key, so every record
+        // of a compacted topic needs one.
+        let (_, decoded) = sluice_protocol::records::decode_batch(&records, RECORDS_DECOMPRESSED_BYTES_MAX)
+            .map_err(|e| (error_code::CORRUPT_MESSAGE, e.to_string()))?;
+        if decoded.iter().any(|r| r.key.is_none()) {
+            return Err((error_code::INVALID_RECORD, "compacted topic cannot accept message without key".to_string()));
+        }
+    }
     // Which codec producers really send (tests use it to prove a codec reached the broker).
     let codec = header.compression().map_or("unknown", |c| c.name());
     metrics::counter!("sluice_produce_batches_total", "compression" => codec).increment(1);
