@@ -22,8 +22,9 @@
 //!
 //! Map: `slot.rs` (one loaded partition: requests, outputs, completions), `load.rs` (reading
 //! the log into a coordinator; encoding writes), `upkeep.rs` (leadership and ticks),
-//! `topic.rs` (creating `__consumer_offsets`).
+//! `topic.rs` (creating `__consumer_offsets`), `lag.rs` (consumer lag metrics).
 
+mod lag;
 mod load;
 mod slot;
 mod topic;

@@ -1,7 +1,8 @@
 //! The coordinators' upkeep, every `GROUP_TICK_MS`: follow leadership of the
 //! `__consumer_offsets` partitions (load a coordinator for each partition this broker has come
 //! to lead, drop the ones it no longer leads or whose write failed), and tick the loaded ones
-//! so session, rebalance and sync timeouts and offset retention fire.
+//! so session, rebalance and sync timeouts and offset retention fire; every `LAG_INTERVAL_MS`,
+//! publish consumer lag.
 
 use super::load::load;
 use super::slot::{Slot, SlotState};
@@ -15,12 +16,18 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub async fn run<D: Disk, C: Clock>(state: Arc<BrokerState<D, C>>, mut shutdown: watch::Receiver<bool>) {
+    let mut since_lag_ms = 0;
     loop {
         tokio::select! {
             _ = state.clock.sleep(Duration::from_millis(GROUP_TICK_MS)) => {}
             _ = shutdown.changed() => break,
         }
         pass(&state).await;
+        since_lag_ms += GROUP_TICK_MS;
+        if since_lag_ms >= super::lag::LAG_INTERVAL_MS {
+            since_lag_ms = 0;
+            super::lag::publish(&state).await;
+        }
     }
     // Shutting down: every waiting request is answered NOT_COORDINATOR.
     for slot in state.groups.slots() {
