@@ -14,9 +14,13 @@
 //! - Idempotence: [`IdempotentProducer`] stamps producer id, epoch and per-partition sequences
 //!   into batches that can be resent unchanged after an indeterminate failure (KIP-98).
 //!
-//! It is deliberately not a full producer or consumer: no transactions, consumer groups or
-//! background batching. One request is in flight at a time (`&mut self`), which keeps
-//! it simple and deterministic under the simulator (madsim replaces tokio's network and time).
+//! - Groups: administration only ([`Client::describe_group`], offsets committed and fetched
+//!   on a group's coordinator, the KIP-122 offset reset plan [`Client::plan_seek`]).
+//!
+//! It is deliberately not a full producer or consumer: no transactions, group membership
+//! (JoinGroup, SyncGroup) or background batching. One request is in flight at a time
+//! (`&mut self`), which keeps it simple and deterministic under the simulator (madsim replaces
+//! tokio's network and time).
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), sluice_client::ClientError> {
@@ -32,9 +36,11 @@ mod client;
 pub mod connection;
 pub mod error;
 mod fetch;
+mod groups;
 mod idempotent;
 mod metadata;
 mod produce;
+mod seek;
 pub mod versions;
 
 pub use admin::{ADMIN_TIMEOUT, ConfigChange, ConfigEntry, ConfigSource, NewTopic, TopicConfigs, TopicOutcome};
@@ -44,10 +50,15 @@ pub use fetch::{
     BATCH_RECORDS_BYTES_MAX, ConsumerRecord, FETCH_MAX_BYTES_DEFAULT, FETCH_MAX_WAIT_DEFAULT,
     FETCH_PARTITION_MAX_BYTES_DEFAULT, FetchOptions, FetchedPartition, ListedOffset, OffsetSpec,
 };
+pub use groups::{
+    AssignmentError, COORDINATOR_ATTEMPTS_MAX, COORDINATOR_RETRY_BACKOFF, CommitOutcome, CommittedOffset,
+    ConsumerAssignment, GroupDescription, GroupMember, GroupOutcome, ListedGroup, decode_consumer_assignment,
+};
 pub use idempotent::{IdempotentProducer, ProducerIdentity, SequencedBatch, sequence_after};
 pub use metadata::{BrokerMetadata, ClusterDescription, ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use produce::{
     Acks, PRODUCE_ATTEMPTS_MAX, PRODUCE_BATCH_BYTES_MAX, PRODUCE_BATCH_RECORDS_MAX, PartitionProduceResult,
     ProduceOptions, ProduceRecord,
 };
+pub use seek::{PlannedSeek, SeekBounds, SeekTarget, seek_offset, seek_partitions};
 pub use sluice_types::{Compression, NodeId, Offset, PartitionId, TimestampType};

@@ -35,9 +35,11 @@ pub use topic::{OFFSETS_TOPIC, ensure_offsets_topic};
 pub use upkeep::run as run_upkeep;
 
 use crate::partition::Partition;
+use crate::topics::TopicRegistry;
 use slot::Slot;
 use sluice_group::{GroupConfig, Time};
 use sluice_io::{Clock, Disk};
+use sluice_types::NodeId;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -128,9 +130,16 @@ impl<D: Disk> GroupCoordinators<D> {
         self.slots.lock().expect("slots lock").values().cloned().collect()
     }
 
-    /// The slot serving `group_id`, or why there is none.
-    fn slot_for(&self, group_id: &str) -> Result<Arc<Slot<D>>, NotServed> {
-        self.slot(self.partition_for(group_id)).ok_or(NotServed::NotCoordinator)
+    /// The slot serving `group_id`, or why there is none: loading when this broker leads the
+    /// group's partition but the upkeep has not installed its slot yet (just created, or just
+    /// elected), so that the client retries here rather than look the coordinator up again.
+    fn slot_for(&self, group_id: &str, topics: &TopicRegistry<D>, me: NodeId) -> Result<Arc<Slot<D>>, NotServed> {
+        let index = self.partition_for(group_id);
+        if let Some(slot) = self.slot(index) {
+            return Ok(slot);
+        }
+        let leads = topics.partition(OFFSETS_TOPIC, index).is_some_and(|p| p.serve_error(me, -1).is_none());
+        Err(if leads { NotServed::Loading } else { NotServed::NotCoordinator })
     }
 
     fn install(&self, partition: Arc<Partition<D>>) -> Arc<Slot<D>> {

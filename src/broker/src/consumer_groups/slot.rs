@@ -228,7 +228,7 @@ impl<D: Disk> GroupCoordinators<D> {
         group_id: &str,
         request: Request,
     ) -> Result<Submitted, NotServed> {
-        let slot = self.slot_for(group_id)?;
+        let slot = self.slot_for(group_id, &state.topics, NodeId(state.config.node_id))?;
         if !slot.leads(NodeId(state.config.node_id)) {
             return Err(NotServed::NotCoordinator);
         }
@@ -256,7 +256,7 @@ impl<D: Disk> GroupCoordinators<D> {
         group_id: &str,
         read: impl FnOnce(&Coordinator) -> T,
     ) -> Result<T, NotServed> {
-        let slot = self.slot_for(group_id)?;
+        let slot = self.slot_for(group_id, &state.topics, NodeId(state.config.node_id))?;
         if !slot.leads(NodeId(state.config.node_id)) {
             return Err(NotServed::NotCoordinator);
         }

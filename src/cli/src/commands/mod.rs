@@ -1,6 +1,6 @@
-//! The client-side subcommands of `sluice`: topic administration, produce, consume and cluster
-//! info, all spoken over the Kafka protocol with `sluice-client`, so they work against any
-//! Kafka-compatible broker, not only Sluice.
+//! The client-side subcommands of `sluice`: topic and consumer group administration, produce,
+//! consume and cluster info, all spoken over the Kafka protocol with `sluice-client`, so they
+//! work against any Kafka-compatible broker, not only Sluice.
 //!
 //! Conventions (style.md §B.3, after rpk and kafka-topics): noun-verb subcommands; aligned
 //! tables by default and `--format json` for scripts (one JSON document, or one object per line
@@ -10,6 +10,7 @@
 mod admin_http;
 mod cluster;
 mod consume;
+mod group;
 mod produce;
 mod topic;
 
@@ -33,6 +34,9 @@ pub enum Command {
     /// Create, list, describe, delete and configure topics.
     #[command(subcommand)]
     Topic(topic::TopicCommand),
+    /// List, describe, seek (reset offsets) and delete consumer groups.
+    #[command(subcommand)]
+    Group(group::GroupCommand),
     /// Produce lines from standard input, one record per line.
     Produce(produce::ProduceArgs),
     /// Print records of a topic.
@@ -49,6 +53,7 @@ pub async fn run(command: Command, brokers: &str, format: OutputFormat) -> anyho
         .map_err(|error| anyhow::anyhow!("cannot reach the cluster at {brokers}: {error}"))?;
     match command {
         Command::Topic(command) => topic::run(&mut client, command, format).await,
+        Command::Group(command) => group::run(&mut client, command, format).await,
         Command::Produce(args) => produce::run(&mut client, args, format).await,
         Command::Consume(args) => consume::run(&mut client, args, format).await,
         Command::Cluster(command) => cluster::run(&mut client, command, format).await,
