@@ -14,6 +14,7 @@
 //! fallback for an ApiVersions version the broker does not know.
 
 mod common;
+mod matrix_groups;
 
 use common::*;
 use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
@@ -84,6 +85,9 @@ fn set_up() -> Matrix {
         // A missing topic must stay missing, whatever the request says.
         config.auto_create_topics = false;
         config.num_partitions = PARTITIONS;
+        // Groups form at once, and __consumer_offsets loads quickly.
+        config.group.initial_rebalance_delay_ms = 0;
+        config.offsets_topic_num_partitions = 3;
     });
     let mut client = broker.client();
     let data_topic_id = client.create_topic_ok(DATA_TOPIC, PARTITIONS, &[]);
@@ -99,6 +103,7 @@ fn set_up() -> Matrix {
         &[("retention.ms", CONFIGURED_RETENTION_MS), ("cleanup.policy", "compact")],
     );
     let cluster_id = client.metadata(&[]).cluster_id.expect("cluster id").to_string();
+    matrix_groups::prepare(&broker);
     Matrix { broker, data_topic_id, cluster_id }
 }
 
@@ -148,6 +153,17 @@ fn run_case(matrix: &Matrix, api_key: ApiKey, version: i16) {
         ApiKey::ElectLeaders => elect_leaders(matrix, version),
         ApiKey::AlterPartitionReassignments => alter_partition_reassignments(matrix, version),
         ApiKey::ListPartitionReassignments => list_partition_reassignments(matrix, version),
+        ApiKey::FindCoordinator => matrix_groups::find_coordinator(&matrix.broker, NODE_ID, version),
+        ApiKey::JoinGroup => matrix_groups::join_group(&matrix.broker, version),
+        ApiKey::SyncGroup => matrix_groups::sync_group(&matrix.broker, version),
+        ApiKey::Heartbeat => matrix_groups::heartbeat(&matrix.broker, version),
+        ApiKey::LeaveGroup => matrix_groups::leave_group(&matrix.broker, version),
+        ApiKey::OffsetCommit => matrix_groups::offset_commit(&matrix.broker, DATA_TOPIC, version),
+        ApiKey::OffsetFetch => matrix_groups::offset_fetch(&matrix.broker, DATA_TOPIC, version),
+        ApiKey::OffsetDelete => matrix_groups::offset_delete(&matrix.broker, DATA_TOPIC, version),
+        ApiKey::ListGroups => matrix_groups::list_groups(&matrix.broker, DATA_TOPIC, version),
+        ApiKey::DescribeGroups => matrix_groups::describe_groups(&matrix.broker, version),
+        ApiKey::DeleteGroups => matrix_groups::delete_groups(&matrix.broker, DATA_TOPIC, version),
         other => panic!("no scenario for {other:?}: add one to this matrix"),
     }
 }
