@@ -142,15 +142,24 @@ impl<D: Disk, C: Clock> BrokerState<D, C> {
 /// start's wall time and node id rather than an unseeded random source.
 fn derive_cluster_id(wall_ms: i64, node_id: i32) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut state = (wall_ms as u64) ^ ((node_id as u64) << 48) ^ 0x9e37_79b9_7f4a_7c15;
+    let mut state = (wall_ms as u64) ^ ((node_id as u64) << 48) ^ SPLITMIX64_GAMMA;
     (0..22)
         .map(|_| {
-            // splitmix64 step: spreads the seed over every character.
-            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            ALPHABET[((z ^ (z >> 31)) % 64) as usize] as char
+            // Spreads the seed over every character.
+            let z = splitmix64(state);
+            state = state.wrapping_add(SPLITMIX64_GAMMA);
+            ALPHABET[(z % 64) as usize] as char
         })
         .collect()
+}
+
+const SPLITMIX64_GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// One splitmix64 output for `seed` (Steele, Lea, Flood 2014): a seeded, well-spread 64-bit
+/// value, for ids derived without an unseeded random source.
+pub(crate) fn splitmix64(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(SPLITMIX64_GAMMA);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }

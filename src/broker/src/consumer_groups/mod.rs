@@ -35,6 +35,7 @@ pub use topic::{OFFSETS_TOPIC, ensure_offsets_topic};
 pub use upkeep::run as run_upkeep;
 
 use crate::partition::Partition;
+use crate::state::splitmix64;
 use crate::topics::TopicRegistry;
 use slot::Slot;
 use sluice_group::{GroupConfig, Time};
@@ -153,11 +154,4 @@ impl<D: Disk> GroupCoordinators<D> {
     fn remove(&self, partition: i32) -> Option<Arc<Slot<D>>> {
         self.slots.lock().expect("slots lock").remove(&partition)
     }
-}
-
-fn splitmix64(seed: u64) -> u64 {
-    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }

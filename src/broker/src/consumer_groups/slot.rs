@@ -7,7 +7,7 @@
 
 use super::load::encode_write;
 use super::{GroupCoordinators, NotServed, WRITE_TIMEOUT_MS, WRITES_IN_FLIGHT_MAX};
-use crate::partition::{Partition, SINGLE_NODE_LEADER_EPOCH, Watermarks};
+use crate::partition::{Partition, Watermarks};
 use crate::state::BrokerState;
 use sluice_group::{
     Coordinator, FetchedOffset, Group, Input, Output, Request, Response, Token, TopicPartition, WriteId,
@@ -177,15 +177,9 @@ async fn append<D: Disk, C: Clock>(
         let proposed = cluster.propose(partition.clone(), batch).await?;
         return Ok((proposed.info.last_offset.next(), Some(proposed.leader_epoch)));
     }
-    let mut log = partition.lock().await;
-    let appended = log.append(batch, SINGLE_NODE_LEADER_EPOCH, state.clock.wall_ms()).await;
-    partition.publish(&log);
-    let flush_due = log.flush_due(state.clock.wall_ms());
-    drop(log);
-    let info = appended.map_err(|e| crate::handlers::produce::storage_error_code(&e))?.info();
-    if flush_due {
-        state.flush.enqueue(partition).await;
-    }
+    let (info, _) = crate::handlers::produce::append_single_node(state, partition, batch)
+        .await
+        .map_err(|e| crate::handlers::produce::storage_error_code(&e))?;
     Ok((info.last_offset.next(), None))
 }
 

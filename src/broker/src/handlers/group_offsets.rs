@@ -6,7 +6,7 @@
 //! OffsetCommit v2-4 carry a `retention_time_ms`; it is ignored, as Kafka ignores it since
 //! KIP-211 (offsets expire by `offsets.retention.minutes` once the group is empty).
 
-use super::{str_bytes, topic_name};
+use super::{group_id, str_bytes, topic_name};
 use crate::consumer_groups::NotServed;
 use crate::dispatch::Reply;
 use crate::state::BrokerState;
@@ -30,10 +30,6 @@ use sluice_protocol::error_code;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-fn group_id(id: &GroupId) -> String {
-    id.0.to_string()
-}
-
 fn group_name(id: &str) -> GroupId {
     GroupId(str_bytes(id))
 }
@@ -44,16 +40,26 @@ fn partition_exists<D: Disk, C: Clock>(state: &BrokerState<D, C>, partition: &To
     state.topics.get(&partition.topic).is_some_and(|t| (0..t.partitions.len() as i32).contains(&partition.partition))
 }
 
-/// Groups (topic, partition, code) answers by topic, in request order.
-fn by_topic(answers: Vec<(TopicPartition, i16)>) -> Vec<(String, Vec<(i32, i16)>)> {
-    let mut topics: Vec<(String, Vec<(i32, i16)>)> = Vec::new();
-    for (partition, code) in answers {
-        match topics.iter_mut().find(|(name, _)| *name == partition.topic) {
-            Some((_, partitions)) => partitions.push((partition.partition, code)),
-            None => topics.push((partition.topic, vec![(partition.partition, code)])),
+/// Groups per-partition answers by topic, topics in order of first appearance.
+fn by_topic<T>(answers: impl IntoIterator<Item = (String, T)>) -> Vec<(String, Vec<T>)> {
+    let mut topics: Vec<(String, Vec<T>)> = Vec::new();
+    for (topic, answer) in answers {
+        match topics.iter_mut().find(|(name, _)| *name == topic) {
+            Some((_, answers)) => answers.push(answer),
+            None => topics.push((topic, vec![answer])),
         }
     }
     topics
+}
+
+/// (topic, partition, code) answers grouped by topic.
+fn codes_by_topic(answers: Vec<(TopicPartition, i16)>) -> Vec<(String, Vec<(i32, i16)>)> {
+    by_topic(answers.into_iter().map(|(p, code)| (p.topic, (p.partition, code))))
+}
+
+/// The partitions an OffsetFetch names (`None`: every committed partition).
+fn requested<'a>(topics: impl Iterator<Item = (&'a str, &'a [i32])>) -> Vec<TopicPartition> {
+    topics.flat_map(|(name, indexes)| indexes.iter().map(move |i| TopicPartition::new(name, *i))).collect()
 }
 
 pub async fn offset_commit<D: Disk, C: Clock>(
@@ -87,7 +93,7 @@ pub async fn offset_commit<D: Disk, C: Clock>(
             (p, code)
         });
         let mut response = OffsetCommitResponse::default();
-        response.topics = by_topic(answers.collect())
+        response.topics = codes_by_topic(answers.collect())
             .into_iter()
             .map(|(name, partitions)| {
                 OffsetCommitResponseTopic::default().with_name(topic_name(&name)).with_partitions(
@@ -150,14 +156,7 @@ async fn fetch_group<D: Disk, C: Clock>(
 }
 
 fn fetch_topics(fetched: &[FetchedOffset]) -> Vec<(String, Vec<&FetchedOffset>)> {
-    let mut topics: Vec<(String, Vec<&FetchedOffset>)> = Vec::new();
-    for offset in fetched {
-        match topics.iter_mut().find(|(name, _)| *name == offset.partition.topic) {
-            Some((_, partitions)) => partitions.push(offset),
-            None => topics.push((offset.partition.topic.clone(), vec![offset])),
-        }
-    }
-    topics
+    by_topic(fetched.iter().map(|o| (o.partition.topic.clone(), o)))
 }
 
 pub async fn offset_fetch<D: Disk, C: Clock>(
@@ -171,12 +170,10 @@ pub async fn offset_fetch<D: Disk, C: Clock>(
     if version >= 8 {
         for wanted in &request.groups {
             let group = group_id(&wanted.group_id);
-            let partitions = wanted.topics.as_ref().map(|topics| {
-                topics
-                    .iter()
-                    .flat_map(|t| t.partition_indexes.iter().map(|i| TopicPartition::new(t.name.0.to_string(), *i)))
-                    .collect()
-            });
+            let partitions = wanted
+                .topics
+                .as_ref()
+                .map(|topics| requested(topics.iter().map(|t| (t.name.0.as_str(), &t.partition_indexes[..]))));
             let (fetched, code) = fetch_group(state, &group, partitions, require_stable).await;
             let topics = fetch_topics(&fetched)
                 .into_iter()
@@ -206,12 +203,10 @@ pub async fn offset_fetch<D: Disk, C: Clock>(
         return ResponseKind::OffsetFetch(response);
     }
     let group = group_id(&request.group_id);
-    let partitions = request.topics.as_ref().map(|topics| {
-        topics
-            .iter()
-            .flat_map(|t| t.partition_indexes.iter().map(|i| TopicPartition::new(t.name.0.to_string(), *i)))
-            .collect()
-    });
+    let partitions = request
+        .topics
+        .as_ref()
+        .map(|topics| requested(topics.iter().map(|t| (t.name.0.as_str(), &t.partition_indexes[..]))));
     let (fetched, code) = fetch_group(state, &group, partitions, require_stable).await;
     response.topics = fetch_topics(&fetched)
         .into_iter()
@@ -246,7 +241,7 @@ pub async fn offset_delete<D: Disk, C: Clock>(state: &Arc<BrokerState<D, C>>, re
         .flat_map(|t| t.partitions.iter().map(|p| TopicPartition::new(t.name.0.to_string(), p.partition_index)))
         .collect();
     let respond = |code: i16, answers: Vec<(TopicPartition, i16)>| {
-        let topics = by_topic(answers)
+        let topics = codes_by_topic(answers)
             .into_iter()
             .map(|(name, partitions)| {
                 OffsetDeleteResponseTopic::default().with_name(topic_name(&name)).with_partitions(

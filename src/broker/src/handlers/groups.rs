@@ -6,7 +6,7 @@
 //! JoinGroup and SyncGroup wait (for the rebalance, the leader's assignment, or a write): their
 //! answers are deferred, so the connection keeps serving other requests meanwhile.
 
-use super::str_bytes;
+use super::{group_id, str_bytes};
 use crate::consumer_groups::{NotServed, Submitted, ensure_offsets_topic};
 use crate::dispatch::Reply;
 use crate::state::BrokerState;
@@ -14,9 +14,8 @@ use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{
-    BrokerId, FindCoordinatorRequest, FindCoordinatorResponse, GroupId, HeartbeatRequest, HeartbeatResponse,
-    JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, ResponseKind, SyncGroupRequest,
-    SyncGroupResponse,
+    BrokerId, FindCoordinatorRequest, FindCoordinatorResponse, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest,
+    JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, ResponseKind, SyncGroupRequest, SyncGroupResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use sluice_group::{JoinGroup, LeaveGroup, LeavingMember, Protocol, Request, Response, SyncGroup};
@@ -121,10 +120,6 @@ fn find_error_message(code: i16) -> &'static str {
         error_code::INVALID_REQUEST => "only group coordinators exist: transactions are not supported yet",
         _ => error_code::name(code),
     }
-}
-
-fn group_id(id: &GroupId) -> String {
-    id.0.to_string()
 }
 
 fn optional(value: &Option<StrBytes>) -> Option<String> {

@@ -20,6 +20,10 @@ pub(crate) fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
 }
 
+pub(crate) fn group_id(id: &kafka_protocol::messages::GroupId) -> String {
+    id.0.to_string()
+}
+
 pub(crate) fn str_bytes(value: &str) -> StrBytes {
     StrBytes::from_string(value.to_string())
 }

@@ -303,14 +303,8 @@ async fn append<D: Disk, C: Clock>(
     version: i16,
 ) -> Outcome {
     let index = partition.index;
-    let mut log = partition.lock().await;
-    let appended = log.append(batch, SINGLE_NODE_LEADER_EPOCH, state.clock.wall_ms()).await;
-    partition.publish(&log);
-    let flush_due = log.flush_due(state.clock.wall_ms());
-    let log_start_offset = log.log_start_offset();
-    drop(log);
-    let info = match appended {
-        Ok(outcome) => outcome.info(),
+    let (info, log_start_offset) = match append_single_node(state, partition, batch).await {
+        Ok(appended) => appended,
         Err(error) => {
             let code = storage_error_code(&error);
             if code == error_code::KAFKA_STORAGE_ERROR {
@@ -319,10 +313,28 @@ async fn append<D: Disk, C: Clock>(
             return failed(index, code, &error.to_string(), version);
         }
     };
+    accepted(partition, info, log_start_offset, (acks == -1).then_some(None), version)
+}
+
+/// Single node: appends one batch to the partition's log, publishes the watermarks and queues
+/// the flush that makes it durable (the high watermark follows the flush). Returns where it
+/// landed and the log start. Shared by Produce and the group coordinator's writes.
+pub(crate) async fn append_single_node<D: Disk, C: Clock>(
+    state: &Arc<BrokerState<D, C>>,
+    partition: &Arc<Partition<D>>,
+    batch: BytesMut,
+) -> Result<(AppendInfo, Offset), StorageError> {
+    let mut log = partition.lock().await;
+    let appended = log.append(batch, SINGLE_NODE_LEADER_EPOCH, state.clock.wall_ms()).await;
+    partition.publish(&log);
+    let flush_due = log.flush_due(state.clock.wall_ms());
+    let log_start_offset = log.log_start_offset();
+    drop(log);
+    let info = appended?.info();
     if flush_due {
         state.flush.enqueue(partition).await;
     }
-    accepted(partition, info, log_start_offset, (acks == -1).then_some(None), version)
+    Ok((info, log_start_offset))
 }
 
 /// The Kafka error code for a storage outcome (shared by every handler).
