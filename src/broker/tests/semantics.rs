@@ -395,3 +395,44 @@ fn request_byte_budget_applies_backpressure_without_losing_or_deadlocking() {
     assert_eq!(end.error_code, 0);
     assert_eq!(end.offset, (PRODUCERS * ROUNDS * 2 + 1) as i64, "every acknowledged record is in the log");
 }
+
+/// Compaction leaves empty batches (every record of the batch superseded), and one storage read
+/// stops at a segment's end. A Fetch must still reach a record: librdkafka takes a response of
+/// only empty batches for a record too large for its buffer, and after ten such responses
+/// fails with MSG_SIZE_TOO_LARGE (found by tests/system/compaction_test.py).
+#[test]
+fn a_fetch_reads_past_segments_that_compaction_emptied() {
+    use bytes::Bytes;
+    use kafka_protocol::messages::fetch_response::PartitionData;
+    use sluice_protocol::records::{BatchOptions, encode_batch};
+    use sluice_types::Compression;
+    const TOPIC: &str = "emptied";
+    const ROUNDS: usize = 200;
+    let broker = TestBroker::start(|config| config.log_cleaner_backoff_ms = 50);
+    let mut client = broker.client();
+    client.create_topic_ok(TOPIC, 1, &[("cleanup.policy", "compact"), ("segment.bytes", "1024")]);
+    // One key, many batches: every sealed segment ends up holding only empty batches.
+    for round in 0..ROUNDS {
+        let mut records = records(&[&format!("value-{round}-{}", "x".repeat(40))]);
+        records[0].key = Some(Bytes::from_static(b"the-key"));
+        let options = BatchOptions { base_timestamp: now_ms(), ..BatchOptions::default() };
+        let batch = encode_batch(&records, Compression::None, &options).expect("encode batch");
+        assert_eq!(client.produce(TOPIC, 0, batch, -1).error_code, 0);
+    }
+    let batch_records = |data: &PartitionData| -> Vec<i32> {
+        let bytes = data.records.clone().unwrap_or_default();
+        sluice_types::batch::batches(&bytes).map(|b| b.expect("whole batches").0.record_count).collect()
+    };
+    // Wait (bounded) until the cleaner has emptied the first segment.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let first = loop {
+        let data = client.fetch(TOPIC, 0, 0);
+        if batch_records(&data).first() == Some(&0) {
+            break data;
+        }
+        assert!(Instant::now() < deadline, "the cleaner did not compact within 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let counts = batch_records(&first);
+    assert!(counts.iter().any(|c| *c > 0), "a Fetch from 0 served only empty batches: {} of them", counts.len());
+}

@@ -17,12 +17,14 @@ use crate::dispatch::Reply;
 use crate::limits::{FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX};
 use crate::partition::{Partition, Watermarks};
 use crate::state::BrokerState;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::future::select_all;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind};
 use sluice_io::{Clock, Disk};
 use sluice_protocol::error_code;
+use sluice_storage::{ReadResult, StorageError};
+use sluice_types::batch::batches;
 use sluice_types::defect::{self, Defect};
 use sluice_types::{NodeId, Offset};
 use std::sync::Arc;
@@ -166,7 +168,7 @@ async fn read_partition<D: Disk>(
         return data;
     }
     let max_bytes = want.partition_max_bytes.min(if first { u32::MAX } else { budget }).max(1);
-    let read = partition.lock().await.read(want.fetch_offset, max_bytes, read_end).await;
+    let read = read_past_empty_batches(partition, want.fetch_offset, max_bytes, read_end).await;
     match read {
         Ok(read) if !first && read.records.len() as u64 > u64::from(budget) => data,
         Ok(read) => data.with_records(Some(read.records)),
@@ -178,4 +180,54 @@ async fn read_partition<D: Disk>(
             data.with_error_code(code)
         }
     }
+}
+
+/// Reads of one partition a Fetch makes at most while it has found only empty batches.
+const EMPTY_BATCH_READS_MAX: usize = 64;
+
+/// Reads from `offset`, and keeps reading while everything read so far is empty batches, the
+/// ones compaction leaves behind (one storage read stops at a segment's end, and a compacted
+/// segment may hold nothing else). librdkafka takes a response without a record or control
+/// batch for a record larger than its buffer: it doubles its fetch size and, after ten such
+/// responses, fails with MSG_SIZE_TOO_LARGE (`rd_kafka_msgset_reader_run`). Bounded by
+/// `max_bytes`, `end` and `EMPTY_BATCH_READS_MAX`.
+async fn read_past_empty_batches<D: Disk>(
+    partition: &Partition<D>,
+    offset: Offset,
+    max_bytes: u32,
+    end: Offset,
+) -> Result<ReadResult, StorageError> {
+    let first = partition.lock().await.read(offset, max_bytes, end).await?;
+    let Some(mut next) = only_empty_batches(&first.records) else { return Ok(first) };
+    let mut records = BytesMut::from(&first.records[..]);
+    for _ in 1..EMPTY_BATCH_READS_MAX {
+        let room = max_bytes.saturating_sub(u32::try_from(records.len()).unwrap_or(u32::MAX));
+        if next >= end || room == 0 {
+            break;
+        }
+        let read = partition.lock().await.read(next, room, end).await?;
+        // A read returns at least one whole batch: keep it only if it fits.
+        if read.records.is_empty() || read.records.len() > room as usize {
+            break;
+        }
+        records.extend_from_slice(&read.records);
+        match only_empty_batches(&read.records) {
+            Some(after) => next = after,
+            None => break,
+        }
+    }
+    Ok(ReadResult { records: records.freeze() })
+}
+
+/// When `records` holds only empty data batches: the offset after the last one.
+fn only_empty_batches(records: &[u8]) -> Option<Offset> {
+    let mut next = None;
+    for batch in batches(records) {
+        let (header, _) = batch.ok()?;
+        if header.record_count != 0 || header.is_control() {
+            return None;
+        }
+        next = Some(header.next_offset());
+    }
+    next
 }
