@@ -1,15 +1,24 @@
-//! The history format: what clients did (sends, polls, seeks) and what each replica's committed
-//! log held after healing (final reads), stored as JSON lines.
+//! The history format: what clients did (sends, polls, seeks of the log; commits and fetches of
+//! consumer-group offsets) and what each replica's committed log held after healing (final
+//! reads), stored as JSON lines.
 //!
 //! Why JSON lines: the madsim simulator and the real-process Jepsen harness both append one line
 //! per completed operation, so a crashed run still leaves a readable prefix, and `jq`/`grep` work
 //! on it. Each line is a [`Line`]: either an [`Op`] or a [`FinalRead`], told apart by the `line`
-//! tag; ops carry a second tag, `type` (`Send`, `Poll`, `Seek`).
+//! tag; ops carry a second tag, `type` (`Send`, `Poll`, `Seek`, `Commit`, `FetchCommitted`).
+//! A group offset line names its group and partition, e.g. `{"line":"op","type":"Commit",
+//! "process":3,"group":"billing","partition":{..},"offset":5,"metadata":"p3-5",
+//! "invoke_ms":10,"complete_ms":12,"outcome":"Ok"}`; a `FetchCommitted` line ends with
+//! `"committed":[5,"p3-5"]`, or `"committed":null` when the group has no offset there.
 //!
 //! Invariants the harness promises (and `check` verifies, reporting `HarnessError` otherwise):
 //! * every sent value is unique across the whole history (Jepsen kafka workload: "values are
 //!   unique per key"; ours are unique per history, which is stronger);
-//! * `invoke_ms <= complete_ms`, and all offsets and high watermarks are >= 0;
+//! * every commit's metadata is unique across the whole history, so a fetched (offset, metadata)
+//!   names the one commit it came from (Jepsen's register workloads write unique values for the
+//!   same reason);
+//! * `invoke_ms <= complete_ms`, and all offsets (sent, polled, sought, committed, fetched) and
+//!   high watermarks are >= 0;
 //! * a final read holds only committed records: `log_start <= offset < high_watermark`, offsets
 //!   strictly increasing.
 
@@ -55,6 +64,22 @@ pub enum SendOutcome {
     Indeterminate,
 }
 
+/// What a group member learned about one OffsetCommit of one partition.
+///
+/// Jepsen history types, as for sends: `Ok` is `:ok`, `Failed` is `:fail`, `Indeterminate` is
+/// `:info`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// The coordinator answered no error: the commit is durable.
+    Ok,
+    /// A fencing error the coordinator answers before writing anything (ILLEGAL_GENERATION,
+    /// UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS, FENCED_INSTANCE_ID): never visible.
+    Failed,
+    /// Timeout, disconnect, or a coordinator error (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE,
+    /// ...) that a write in flight may still follow: it may or may not become visible, at any later time.
+    Indeterminate,
+}
+
 /// One client operation, recorded when it completes.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(tag = "type")]
@@ -91,18 +116,54 @@ pub enum Op {
     /// The consumer was repositioned (assign, seek, offset reset): poll monotonicity restarts
     /// for this (process, partition).
     Seek { process: u64, partition: PartitionKey, offset: i64, at_ms: u64 },
+    /// One OffsetCommit of one partition by a member of `group`.
+    Commit {
+        process: u64,
+        group: String,
+        partition: PartitionKey,
+        /// Invariant: >= 0.
+        offset: i64,
+        /// The commit's metadata string, unique per history: a read names the commit it saw.
+        metadata: String,
+        invoke_ms: u64,
+        /// Invariant: >= `invoke_ms`.
+        complete_ms: u64,
+        outcome: CommitOutcome,
+    },
+    /// One OffsetFetch answer for one partition of `group`.
+    FetchCommitted {
+        process: u64,
+        group: String,
+        partition: PartitionKey,
+        invoke_ms: u64,
+        /// Invariant: >= `invoke_ms`.
+        complete_ms: u64,
+        /// (offset, metadata) committed, or None when the group has no offset for it (Kafka answers -1).
+        /// Invariant: the offset is >= 0.
+        committed: Option<(i64, String)>,
+    },
 }
 
 impl Op {
     pub fn process(&self) -> u64 {
         match self {
-            Op::Send { process, .. } | Op::Poll { process, .. } | Op::Seek { process, .. } => *process,
+            Op::Send { process, .. }
+            | Op::Poll { process, .. }
+            | Op::Seek { process, .. }
+            | Op::Commit { process, .. }
+            | Op::FetchCommitted { process, .. } => *process,
         }
     }
 
+    /// The log partition read or written, or, for `Commit` and `FetchCommitted`, the partition
+    /// whose committed offset the group stores.
     pub fn partition(&self) -> &PartitionKey {
         match self {
-            Op::Send { partition, .. } | Op::Poll { partition, .. } | Op::Seek { partition, .. } => partition,
+            Op::Send { partition, .. }
+            | Op::Poll { partition, .. }
+            | Op::Seek { partition, .. }
+            | Op::Commit { partition, .. }
+            | Op::FetchCommitted { partition, .. } => partition,
         }
     }
 }

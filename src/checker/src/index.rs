@@ -6,7 +6,9 @@
 //! it remembers *where* each (offset, value) was seen so a violation can name its witnesses.
 //!
 //! Invariants: every collection is a BTreeMap/BTreeSet or a Vec in history order, so iteration
-//! (and therefore the report) is deterministic; nothing here judges the history.
+//! (and therefore the report) is deterministic; nothing here judges the history. Group offset
+//! ops (`Commit`, `FetchCommitted`) neither read nor write the log, so they are not indexed here
+//! and name no partition in `partitions` (group_offsets.rs indexes them).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -183,9 +185,9 @@ impl<'h> Index<'h> {
     }
 
     fn add_op(&mut self, op_number: u64, op: &'h Op) {
-        let partition = self.partitions.entry(op.partition()).or_default();
         match op {
             Op::Send { process, partition: key, value, invoke_ms, complete_ms, outcome, idempotent } => {
+                let partition = self.partitions.entry(key).or_default();
                 let send = SendView {
                     op: op_number,
                     process: *process,
@@ -204,6 +206,7 @@ impl<'h> Index<'h> {
                 self.sends.push(send);
             }
             Op::Poll { process, partition: key, fetch_offset, invoke_ms, complete_ms, high_watermark, records } => {
+                let partition = self.partitions.entry(key).or_default();
                 for (offset, value) in records {
                     partition.observe(*offset, value, Source::Poll { op: op_number, process: *process });
                 }
@@ -220,8 +223,11 @@ impl<'h> Index<'h> {
                 });
             }
             Op::Seek { process, partition: key, offset: _, at_ms } => {
+                self.partitions.entry(key).or_default();
                 self.seeks.push(SeekView { op: op_number, process: *process, partition: key, at_ms: *at_ms });
             }
+            // Not an access to the log: judged by group_offsets.rs alone.
+            Op::Commit { .. } | Op::FetchCommitted { .. } => {}
         }
     }
 

@@ -40,12 +40,18 @@ pub const ABORTED_READ: &str = "AbortedRead";
 /// A read value that no send produced (corrupted payload, or a send landed in another
 /// partition). Jepsen kafka checker: a value with no writer.
 pub const NO_PHANTOM_READ: &str = "NoPhantomRead";
+/// A consumer group read back a committed offset nobody committed (or with another offset, or
+/// whose commit was refused, or not yet invoked), an offset older than one acknowledged before
+/// the read began, or nothing after an acknowledged commit. Kafka protocol guide, OffsetCommit:
+/// an acknowledged commit is durable; judged with the register rule of linearizability (Herlihy
+/// & Wing 1990) as Jepsen's register checkers apply it to unique values.
+pub const GROUP_OFFSETS_DURABLE: &str = "GroupOffsetsDurable";
 /// The history breaks a promise the harness makes (unique values, sane times and offsets,
 /// final reads for every partition). Not a broker bug, but the run proves nothing.
 pub const HARNESS_ERROR: &str = "HarnessError";
 
 /// Every checker name, in report order.
-pub const CHECKER_NAMES: [&str; 11] = [
+pub const CHECKER_NAMES: [&str; 12] = [
     HARNESS_ERROR,
     OFFSETS_UNIQUE,
     NO_LOST_WRITE,
@@ -57,6 +63,7 @@ pub const CHECKER_NAMES: [&str; 11] = [
     SEND_MONOTONIC,
     SEND_REALTIME_ORDER,
     HIGH_WATERMARK_MONOTONIC,
+    GROUP_OFFSETS_DURABLE,
 ];
 
 /// How many violations one checker reports in full; the rest are only counted
@@ -85,13 +92,18 @@ pub struct Stats {
     pub sends_indeterminate: u64,
     pub polls: u64,
     pub seeks: u64,
+    /// `Commit` ops: OffsetCommits of one partition, whatever their outcome.
+    pub commits: u64,
+    /// `FetchCommitted` ops: OffsetFetch answers for one partition, with or without an offset.
+    pub committed_reads: u64,
     /// Records returned by polls (with repeats).
     pub records_read: u64,
     /// Values at more than one offset whose send was not idempotent (legal in Kafka).
     pub duplicates_allowed: u64,
     /// Final reads, one per (replica, partition).
     pub final_read_replicas: u64,
-    /// Distinct partitions named by ops or final reads.
+    /// Distinct partitions named by sends, polls, seeks or final reads (group offset ops name
+    /// partitions too, but do not access their logs).
     pub partitions: u64,
     /// Violations beyond `VIOLATIONS_PER_CHECKER_MAX` per checker, counted but not listed.
     pub violations_suppressed: u64,

@@ -3,7 +3,9 @@
 //! Why: every other checker assumes unique sent values (Jepsen kafka workload: values unique per
 //! key, "the checker depends on this"), sane times and offsets, and final reads that hold only
 //! committed records for every partition. A history that breaks these proves nothing either way,
-//! so it is reported loudly instead of silently weakening the checks.
+//! so it is reported loudly instead of silently weakening the checks. `GroupOffsetsDurable`
+//! likewise assumes unique commit metadata (a fetched offset names the one commit it came from,
+//! as Jepsen's register workloads write unique values) and sane times and offsets.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,6 +15,7 @@ use crate::report::{HARNESS_ERROR, Sink};
 
 pub(crate) fn check(history: &History, index: &Index<'_>, sink: &mut Sink) {
     check_unique_values(index, sink);
+    check_unique_metadata(history, sink);
     for (position, op) in history.ops.iter().enumerate() {
         check_op(u64::try_from(position).expect("usize fits u64"), op, sink);
     }
@@ -52,6 +55,25 @@ fn check_unique_values(index: &Index<'_>, sink: &mut Sink) {
     }
 }
 
+fn check_unique_metadata(history: &History, sink: &mut Sink) {
+    let mut ops_by_metadata: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    for (position, op) in history.ops.iter().enumerate() {
+        if let Op::Commit { metadata, .. } = op {
+            let op_number = u64::try_from(position).expect("usize fits u64");
+            ops_by_metadata.entry(metadata).or_default().push(op_number);
+        }
+    }
+    for (metadata, ops) in ops_by_metadata {
+        if ops.len() > 1 {
+            let message = format!(
+                "commit metadata {metadata:?} was used {} times (ops {ops:?}); the workload must commit unique metadata",
+                ops.len()
+            );
+            sink.push(HARNESS_ERROR, message);
+        }
+    }
+}
+
 fn check_op(op_number: u64, op: &Op, sink: &mut Sink) {
     let mut problems: Vec<String> = Vec::new();
     if op.partition().partition < 0 {
@@ -82,6 +104,29 @@ fn check_op(op_number: u64, op: &Op, sink: &mut Sink) {
         Op::Seek { offset, .. } => {
             if *offset < 0 {
                 problems.push(format!("seeks to negative offset {offset}"));
+            }
+        }
+        Op::Commit { group, offset, invoke_ms, complete_ms, .. } => {
+            if complete_ms < invoke_ms {
+                problems.push(format!(
+                    "commit of group {group:?} completes at {complete_ms} ms before invoke at {invoke_ms} ms"
+                ));
+            }
+            if *offset < 0 {
+                problems.push(format!("commit of group {group:?} commits negative offset {offset}"));
+            }
+        }
+        Op::FetchCommitted { group, invoke_ms, complete_ms, committed, .. } => {
+            if complete_ms < invoke_ms {
+                problems.push(format!(
+                    "fetch of group {group:?} completes at {complete_ms} ms before invoke at {invoke_ms} ms"
+                ));
+            }
+            // Kafka answers -1 for "no offset"; the harness must record that as None.
+            if let Some((offset, _)) = committed
+                && *offset < 0
+            {
+                problems.push(format!("fetch of group {group:?} returned negative offset {offset}"));
             }
         }
     }

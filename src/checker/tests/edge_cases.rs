@@ -27,6 +27,8 @@ fn stats_count_what_the_history_holds() {
         sends_indeterminate: 1,
         polls: 2,
         seeks: 1,
+        commits: 0,
+        committed_reads: 0,
         records_read: 3,
         duplicates_allowed: 0,
         final_read_replicas: 3,
@@ -214,6 +216,7 @@ fn checker_names_are_the_documented_strings() {
         "SendMonotonic",
         "SendRealtimeOrder",
         "HighWatermarkMonotonic",
+        "GroupOffsetsDurable",
     ];
     assert_eq!(CHECKER_NAMES, expected);
 }

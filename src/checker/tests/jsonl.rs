@@ -6,12 +6,17 @@ mod common;
 use common::*;
 use sluice_checker::*;
 
-/// Every op type and every send outcome, across two partitions.
+/// Every op type, every send outcome and every commit outcome, across two partitions.
 fn every_kind() -> History {
     let mut history = base();
     history.ops.push(send(3, 1, "f", SendOutcome::Failed, false, 50, 51));
     history.ops.push(send(3, 1, "i", SendOutcome::Indeterminate, true, 52, 53));
     history.ops.push(seek(2, 0, 54));
+    history.ops.push(commit_ok(4, 2, "p4-2", 55, 56));
+    history.ops.push(on_partition(commit(4, GROUP, 1, "p4-1", CommitOutcome::Failed, 57, 58), 1));
+    history.ops.push(commit(4, GROUP, 3, "p4-3", CommitOutcome::Indeterminate, 59, 60));
+    history.ops.push(fetch_committed(5, GROUP, Some((2, "p4-2")), 61, 62));
+    history.ops.push(on_partition(fetch_committed(5, GROUP, None, 63, 64), 1));
     history.final_reads.push(final_read(1, 1, 0, 0, &[]));
     history
 }
@@ -47,6 +52,18 @@ fn jsonl_lines_have_the_documented_shape() {
     );
     assert_eq!(
         lines[8],
+        r#"{"line":"op","type":"Commit","process":4,"group":"billing","partition":{"topic":"payments","partition":0},"offset":2,"metadata":"p4-2","invoke_ms":55,"complete_ms":56,"outcome":"Ok"}"#
+    );
+    assert!(lines[9].contains(r#""partition":1},"offset":1,"metadata":"p4-1""#), "{}", lines[9]);
+    assert!(lines[9].ends_with(r#""outcome":"Failed"}"#), "{}", lines[9]);
+    assert!(lines[10].ends_with(r#""outcome":"Indeterminate"}"#), "{}", lines[10]);
+    assert_eq!(
+        lines[11],
+        r#"{"line":"op","type":"FetchCommitted","process":5,"group":"billing","partition":{"topic":"payments","partition":0},"invoke_ms":61,"complete_ms":62,"committed":[2,"p4-2"]}"#
+    );
+    assert!(lines[12].ends_with(r#""committed":null}"#), "{}", lines[12]);
+    assert_eq!(
+        lines[history.ops.len()],
         r#"{"line":"final_read","node":1,"partition":{"topic":"payments","partition":0},"high_watermark":4,"log_start":0,"records":[[0,"a"],[1,"b"],[3,"c"]]}"#
     );
 }

@@ -8,9 +8,11 @@
 
 use std::collections::BTreeSet;
 
-use sluice_checker::{FinalRead, History, Op, PartitionKey, Report, SendOutcome};
+use sluice_checker::{CommitOutcome, FinalRead, History, Op, PartitionKey, Report, SendOutcome};
 
 pub const TOPIC: &str = "payments";
+/// The consumer group of the group offset scenarios.
+pub const GROUP: &str = "billing";
 pub const NODES: [u32; 3] = [1, 2, 3];
 
 pub fn key(partition: i32) -> PartitionKey {
@@ -67,6 +69,63 @@ pub fn poll(
 
 pub fn seek(process: u64, offset: i64, at_ms: u64) -> Op {
     Op::Seek { process, partition: key(0), offset, at_ms }
+}
+
+/// An OffsetCommit of `payments/0` by a member of `group`.
+pub fn commit(
+    process: u64,
+    group: &str,
+    offset: i64,
+    metadata: &str,
+    outcome: CommitOutcome,
+    invoke_ms: u64,
+    complete_ms: u64,
+) -> Op {
+    Op::Commit {
+        process,
+        group: group.to_owned(),
+        partition: key(0),
+        offset,
+        metadata: metadata.to_owned(),
+        invoke_ms,
+        complete_ms,
+        outcome,
+    }
+}
+
+/// An acknowledged OffsetCommit of `payments/0` by a member of `GROUP`.
+pub fn commit_ok(process: u64, offset: i64, metadata: &str, invoke_ms: u64, complete_ms: u64) -> Op {
+    commit(process, GROUP, offset, metadata, CommitOutcome::Ok, invoke_ms, complete_ms)
+}
+
+/// An OffsetFetch answer for `payments/0` of `group`: (offset, metadata), or None for -1.
+pub fn fetch_committed(
+    process: u64,
+    group: &str,
+    committed: Option<(i64, &str)>,
+    invoke_ms: u64,
+    complete_ms: u64,
+) -> Op {
+    Op::FetchCommitted {
+        process,
+        group: group.to_owned(),
+        partition: key(0),
+        invoke_ms,
+        complete_ms,
+        committed: committed.map(|(offset, metadata)| (offset, metadata.to_owned())),
+    }
+}
+
+/// The same op on another partition of `payments`.
+pub fn on_partition(mut op: Op, partition_index: i32) -> Op {
+    match &mut op {
+        Op::Send { partition, .. }
+        | Op::Poll { partition, .. }
+        | Op::Seek { partition, .. }
+        | Op::Commit { partition, .. }
+        | Op::FetchCommitted { partition, .. } => *partition = key(partition_index),
+    }
+    op
 }
 
 pub fn final_read(node: u32, partition: i32, log_start: i64, high_watermark: i64, pairs: &[(i64, &str)]) -> FinalRead {
