@@ -172,12 +172,16 @@ pub fn decode_consumer_assignment(bytes: &[u8]) -> std::result::Result<ConsumerA
 }
 
 /// A bounds-checked big-endian cursor over assignment bytes.
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     rest: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, count: usize, field: &'static str) -> std::result::Result<&'a [u8], AssignmentError> {
+    pub(crate) fn new(rest: &'a [u8]) -> Reader<'a> {
+        Reader { rest }
+    }
+
+    pub(crate) fn take(&mut self, count: usize, field: &'static str) -> std::result::Result<&'a [u8], AssignmentError> {
         if self.rest.len() < count {
             return Err(AssignmentError::Truncated(field));
         }
@@ -186,7 +190,7 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn i16(&mut self, field: &'static str) -> std::result::Result<i16, AssignmentError> {
+    pub(crate) fn i16(&mut self, field: &'static str) -> std::result::Result<i16, AssignmentError> {
         Ok(i16::from_be_bytes(self.take(2, field)?.try_into().expect("2 bytes")))
     }
 
@@ -195,7 +199,7 @@ impl<'a> Reader<'a> {
     }
 
     /// An int32 array count in `0..=max` (a null array, -1, is refused: Kafka never writes one).
-    fn count(&mut self, field: &'static str, max: usize) -> std::result::Result<usize, AssignmentError> {
+    pub(crate) fn count(&mut self, field: &'static str, max: usize) -> std::result::Result<usize, AssignmentError> {
         let value = self.i32(field)?;
         match usize::try_from(value) {
             Ok(count) if count <= max => Ok(count),
@@ -204,11 +208,11 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn str_bytes(value: &str) -> StrBytes {
+pub(crate) fn str_bytes(value: &str) -> StrBytes {
     StrBytes::from_string(value.to_owned())
 }
 
-fn group_id(value: &str) -> GroupId {
+pub(crate) fn group_id(value: &str) -> GroupId {
     GroupId(str_bytes(value))
 }
 
@@ -216,7 +220,7 @@ fn is_coordinator_error(code: i16) -> bool {
     matches!(code, NOT_COORDINATOR | COORDINATOR_LOAD_IN_PROGRESS | COORDINATOR_NOT_AVAILABLE)
 }
 
-fn kafka_error(context: String, code: i16, message: Option<&str>) -> Result<()> {
+pub(crate) fn kafka_error(context: String, code: i16, message: Option<&str>) -> Result<()> {
     match KafkaError::from_code(code, message) {
         None => Ok(()),
         Some(error) => Err(ClientError::Kafka { context, error }),
@@ -281,10 +285,22 @@ impl Client {
         build: impl Fn(i16) -> R,
         coordinator_code: impl Fn(i16, &R::Response) -> Option<i16>,
     ) -> Result<(i16, R::Response)> {
+        self.coordinator_call_waiting(group, Duration::ZERO, build, coordinator_code).await
+    }
+
+    /// As `coordinator_call`, for a request the broker may hold up to `broker_wait` (JoinGroup
+    /// waits for the rebalance).
+    pub(crate) async fn coordinator_call_waiting<R: Request>(
+        &mut self,
+        group: &str,
+        broker_wait: Duration,
+        build: impl Fn(i16) -> R,
+        coordinator_code: impl Fn(i16, &R::Response) -> Option<i16>,
+    ) -> Result<(i16, R::Response)> {
         let mut attempt = 1;
         loop {
             let coordinator = self.find_coordinator(group).await?;
-            let (version, response) = self.call(Target::Node(coordinator.node_id), Duration::ZERO, &build).await?;
+            let (version, response) = self.call(Target::Node(coordinator.node_id), broker_wait, &build).await?;
             match coordinator_code(version, &response) {
                 Some(code) if is_coordinator_error(code) && attempt < COORDINATOR_ATTEMPTS_MAX => {
                     tracing::debug!(group, code, attempt, coordinator = %coordinator.node_id, "coordinator moved");

@@ -14,11 +14,13 @@
 //! - Idempotence: [`IdempotentProducer`] stamps producer id, epoch and per-partition sequences
 //!   into batches that can be resent unchanged after an indeterminate failure (KIP-98).
 //!
-//! - Groups: administration only ([`Client::describe_group`], offsets committed and fetched
-//!   on a group's coordinator, the KIP-122 offset reset plan [`Client::plan_seek`]).
+//! - Groups: administration ([`Client::describe_group`], offsets committed and fetched on a
+//!   group's coordinator, the KIP-122 offset reset plan [`Client::plan_seek`]) and the calls a
+//!   member loop makes, each sent once ([`Client::join_group`], [`Client::sync_group`],
+//!   [`Client::heartbeat`], [`Client::commit_as_member`], the range assignor).
 //!
-//! It is deliberately not a full producer or consumer: no transactions, group membership
-//! (JoinGroup, SyncGroup) or background batching. One request is in flight at a time
+//! It is deliberately not a full producer or consumer: no transactions, no member loop of its
+//! own and no background batching. One request is in flight at a time
 //! (`&mut self`), which keeps it simple and deterministic under the simulator (madsim replaces
 //! tokio's network and time).
 //!
@@ -38,6 +40,7 @@ pub mod error;
 mod fetch;
 mod groups;
 mod idempotent;
+mod membership;
 mod metadata;
 mod produce;
 mod seek;
@@ -55,6 +58,10 @@ pub use groups::{
     ConsumerAssignment, GroupDescription, GroupMember, GroupOutcome, ListedGroup, decode_consumer_assignment,
 };
 pub use idempotent::{IdempotentProducer, ProducerIdentity, SequencedBatch, sequence_after};
+pub use membership::{
+    Assignment, CONSUMER_PROTOCOL_TYPE, JoinOptions, JoinedGroup, JoinedMember, RANGE_ASSIGNOR,
+    decode_consumer_subscription, encode_consumer_assignment, encode_consumer_subscription, range_assignment,
+};
 pub use metadata::{BrokerMetadata, ClusterDescription, ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use produce::{
     Acks, PRODUCE_ATTEMPTS_MAX, PRODUCE_BATCH_BYTES_MAX, PRODUCE_BATCH_RECORDS_MAX, PartitionProduceResult,
