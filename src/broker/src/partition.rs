@@ -79,8 +79,9 @@ pub struct LeaderReport {
     pub leader: NodeId,
     pub leader_epoch: Term,
     pub isr: Vec<NodeId>,
-    /// When it arrived (wall clock); a report older than `LEADER_REPORT_STALE_MS` is ignored.
-    pub received_ms: i64,
+    /// When it arrived (monotonic: a wall clock that jumps back would keep a dead leader's
+    /// report fresh); a report older than `LEADER_REPORT_STALE_MS` is ignored.
+    pub received: tokio::time::Instant,
 }
 
 /// What Metadata says of one partition: (leader, leader epoch, ISR).
@@ -106,12 +107,12 @@ impl ReplicaView {
     /// The leader, its epoch and the ISR as this broker knows them: its own when it leads, else
     /// the leader's latest report when that is fresh and not older than this broker's own Raft
     /// view, else its Raft view with the replicas standing in for the ISR.
-    pub fn leadership(&self, me: NodeId, now_ms: i64, stale_ms: i64) -> LeadershipView {
+    pub fn leadership(&self, me: NodeId, now: tokio::time::Instant, stale_ms: i64) -> LeadershipView {
         if self.leader == Some(me) {
             return (self.leader, self.leader_epoch, self.isr.clone());
         }
         if let Some(report) = &self.reported
-            && now_ms - report.received_ms <= stale_ms
+            && now.saturating_duration_since(report.received).as_millis() <= u128::from(stale_ms.unsigned_abs())
             && report.leader_epoch >= self.leader_epoch
         {
             return (Some(report.leader), report.leader_epoch, report.isr.clone());

@@ -14,7 +14,7 @@
 
 use super::controller::{ControllerReply, ControllerRequest, command_batch};
 use super::flush_reports::FlushReports;
-use super::groups::{Group, Stepped};
+use super::groups::{Group, Now, Stepped};
 use super::limits::{
     CONTROLLER_WAITERS_MAX, FORWARD_TIMEOUT_MS, FORWARDS_PENDING_MAX, LEADER_REPORT_MS, PREFERRED_LEADER_CHECK_MS,
     REASSIGN_CHECK_MS, REGISTER_RETRY_MS, SHUTDOWN_TRANSFER_MS,
@@ -38,6 +38,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
 
 /// The controller log's directory under the data dir (KRaft: `__cluster_metadata-0`; no `-N`
 /// suffix here, so it is never mistaken for a topic partition).
@@ -66,16 +67,21 @@ pub(super) struct Driver<D: Disk, C: Clock> {
     pub meta_applied: Offset,
     /// Controller leader: proposals by entry index, answered when applied.
     pub waiters: BTreeMap<Offset, Origin>,
-    /// Requests forwarded to the controller leader: deadline (wall ms) and who waits.
+    /// Requests forwarded to the controller leader: deadline (monotonic ms) and who waits.
     pub forwards: BTreeMap<u64, (i64, oneshot::Sender<ControllerReply>)>,
     pub next_correlation_id: u64,
     pub rng: ChaCha8Rng,
     pub commands: mpsc::Receiver<Command<D>>,
     pub reports: Arc<FlushReports>,
     pub publish: watch::Sender<Arc<ClusterSnapshot>>,
+    /// When the driver started: `monotonic_ms` counts from here.
+    pub started: Instant,
+    /// Periodic upkeep, each last done at (monotonic ms): a wall clock that jumps back would
+    /// stop it for the length of the jump (the simulator's seed 174 with a group workload:
+    /// leader reports stopped for 67 s).
     pub last_register_ms: i64,
     pub last_preferred_check_ms: i64,
-    /// A shutdown transfer in progress: its deadline and who waits for it.
+    /// A shutdown transfer in progress: its deadline (monotonic ms) and who waits for it.
     pub transfer: Option<(i64, oneshot::Sender<usize>)>,
     /// The controller's commit moved: apply at the end of the turn (not from inside a step,
     /// which would make stepping recursive).
@@ -84,7 +90,7 @@ pub(super) struct Driver<D: Disk, C: Clock> {
     pub campaigns: Vec<GroupId>,
     pub last_reassign_check_ms: i64,
     pub last_leader_report_ms: i64,
-    /// Groups whose leader here reported a completed move, and when (`reassign.rs`).
+    /// Groups whose leader here reported a completed move, and when (monotonic ms, `reassign.rs`).
     pub completions: BTreeMap<GroupId, i64>,
 }
 
@@ -136,13 +142,14 @@ pub async fn spawn_driver<D: Disk, C: Clock>(
         commands,
         reports,
         publish,
+        started: state.clock.now(),
         last_register_ms: i64::MIN / 2,
-        last_preferred_check_ms: now_ms,
+        last_preferred_check_ms: 0,
         transfer: None,
         apply_pending: false,
         campaigns: Vec::new(),
-        last_reassign_check_ms: now_ms,
-        last_leader_report_ms: now_ms,
+        last_reassign_check_ms: 0,
+        last_leader_report_ms: 0,
         completions: BTreeMap::new(),
     };
     Ok(tokio::spawn(driver.run()))
@@ -193,8 +200,19 @@ impl<D: Disk, C: Clock> Driver<D, C> {
         }
     }
 
-    pub fn now_ms(&self) -> i64 {
+    /// Wall time: for timestamps and retention only, never for a timeout (it may jump).
+    pub fn wall_ms(&self) -> i64 {
         self.state.clock.wall_ms()
+    }
+
+    /// Monotonic milliseconds since the driver started: for every timeout and interval.
+    pub fn monotonic_ms(&self) -> i64 {
+        let elapsed = self.state.clock.now().saturating_duration_since(self.started);
+        i64::try_from(elapsed.as_millis()).expect("uptime fits i64 milliseconds")
+    }
+
+    pub fn now(&self) -> Now {
+        Now { wall_ms: self.wall_ms(), monotonic_ms: self.monotonic_ms() }
     }
 
     fn send_outbox(&mut self) {
@@ -207,9 +225,9 @@ impl<D: Disk, C: Clock> Driver<D, C> {
 
     /// Steps one group, then acts on what changed.
     pub async fn step(&mut self, id: GroupId, input: Input, received: &BTreeMap<Offset, Bytes>) {
-        let now_ms = self.now_ms();
+        let now = self.now();
         let Some(group) = self.groups.get_mut(&id) else { return };
-        let stepped = group.step(input, received, &self.state.disk, now_ms, &mut self.outbox).await;
+        let stepped = group.step(input, received, &self.state.disk, now, &mut self.outbox).await;
         self.after_step(id, stepped).await;
     }
 
@@ -231,7 +249,7 @@ impl<D: Disk, C: Clock> Driver<D, C> {
     }
 
     async fn tick(&mut self) {
-        let now_ms = self.now_ms();
+        let now_ms = self.monotonic_ms();
         let ids: Vec<GroupId> = self.groups.keys().copied().collect();
         for id in ids {
             let min = raft_config(self.me).election_timeout_ticks_min;
@@ -368,10 +386,10 @@ impl<D: Disk, C: Clock> Driver<D, C> {
     }
 
     async fn flushed(&mut self) {
-        let now_ms = self.now_ms();
+        let now = self.now();
         for (id, (end, last_term)) in self.reports.take() {
             let Some(group) = self.groups.get_mut(&id) else { continue };
-            let stepped = group.flushed(end, last_term, &self.state.disk, now_ms, &mut self.outbox).await;
+            let stepped = group.flushed(end, last_term, &self.state.disk, now, &mut self.outbox).await;
             self.after_step(id, stepped).await;
         }
     }
@@ -436,9 +454,9 @@ impl<D: Disk, C: Clock> Driver<D, C> {
             Command::TransferAll { reply } => {
                 let started = self.transfer_all().await;
                 tracing::info!(leaderships = self.leaderships(), transfers = started, "handing leadership away");
-                let deadline = self.now_ms() + SHUTDOWN_TRANSFER_MS as i64;
+                let deadline = self.monotonic_ms() + SHUTDOWN_TRANSFER_MS as i64;
                 self.transfer = Some((deadline, reply));
-                let now_ms = self.now_ms();
+                let now_ms = self.monotonic_ms();
                 self.check_transfer(now_ms);
             }
             Command::Stop { .. } => unreachable!("handled by the loop"),
@@ -446,7 +464,7 @@ impl<D: Disk, C: Clock> Driver<D, C> {
     }
 
     async fn propose(&mut self, partition: &Arc<Partition<D>>, batch: bytes::BytesMut) -> Result<Proposed, i16> {
-        let now_ms = self.now_ms();
+        let now = self.now();
         let view = partition.replica_view().ok_or(error_code::NOT_LEADER_OR_FOLLOWER)?;
         let group = self.groups.get_mut(&view.group).ok_or(error_code::NOT_LEADER_OR_FOLLOWER)?;
         let header = BatchHeader::parse(&batch).map_err(|_| error_code::CORRUPT_MESSAGE)?;
@@ -472,12 +490,12 @@ impl<D: Disk, C: Clock> Driver<D, C> {
             }
         };
         let (answer, stepped, log_append_time) =
-            group.propose(batch, record_offsets, &self.state.disk, now_ms, &mut self.outbox, check).await;
+            group.propose(batch, record_offsets, &self.state.disk, now, &mut self.outbox, check).await;
         let leader_epoch = group.replica.raft().term();
         let id = view.group;
         self.after_step(id, stepped).await;
         let (base_offset, last_offset) = answer?;
-        let log_append_time_ms = if log_append_time { now_ms } else { -1 };
+        let log_append_time_ms = if log_append_time { now.wall_ms } else { -1 };
         Ok(Proposed { info: AppendInfo { base_offset, last_offset, log_append_time_ms }, leader_epoch })
     }
 
@@ -486,7 +504,7 @@ impl<D: Disk, C: Clock> Driver<D, C> {
     /// replica records the new start.
     async fn retention(&mut self, partition: &Arc<Partition<D>>) {
         let Some(view) = partition.replica_view() else { return };
-        let now_ms = self.now_ms();
+        let now_ms = self.wall_ms();
         let Some(group) = self.groups.get_mut(&view.group) else { return };
         let mut log = partition.lock().await;
         let commit = group.replica.raft().committed();
@@ -556,7 +574,7 @@ impl<D: Disk, C: Clock> Driver<D, C> {
     /// Proposes (controller leader), forwards (another broker leads), or refuses with
     /// NOT_CONTROLLER (no leader known; the handler retries).
     pub async fn controller_request(&mut self, request: ControllerRequest, origin: Origin) {
-        let now_ms = self.now_ms();
+        let now = self.now();
         let group = self.groups.get_mut(&GroupId::Controller).expect("the controller group always exists");
         let raft = group.replica.raft();
         if raft.role() == Role::Leader {
@@ -567,12 +585,11 @@ impl<D: Disk, C: Clock> Driver<D, C> {
                 Ok(command) => command,
                 Err(refused) => return self.answer(origin, refused),
             };
-            let batch = match command_batch(&command, now_ms) {
+            let batch = match command_batch(&command, now.wall_ms) {
                 Ok(batch) => batch,
                 Err(error) => return self.answer(origin, ControllerReply::from_meta(&error, Offset(-1))),
             };
-            let (answer, stepped, _) =
-                group.propose(batch, 1, &self.state.disk, now_ms, &mut self.outbox, |_| None).await;
+            let (answer, stepped, _) = group.propose(batch, 1, &self.state.disk, now, &mut self.outbox, |_| None).await;
             match answer {
                 Ok((_, last)) => {
                     tracing::debug!(kind = command.kind(), index = %last, "controller proposed");
@@ -608,7 +625,7 @@ impl<D: Disk, C: Clock> Driver<D, C> {
         if let Err(error) = self.transport.send(to, encode_rpc(&rpc)) {
             tracing::debug!(to = to.0, %error, "forward failed");
         }
-        let deadline = self.now_ms() + FORWARD_TIMEOUT_MS;
+        let deadline = self.monotonic_ms() + FORWARD_TIMEOUT_MS;
         self.forwards.insert(correlation_id, (deadline, reply));
     }
 

@@ -23,6 +23,7 @@ pub(super) struct Group<D: Disk> {
     pub partition: Arc<Partition<D>>,
     /// Leader: when each follower last held the leader's whole log (ISR, KIP-537's
     /// `replica.lag.time.max.ms`: "caught up to the leader's log end within the lag time").
+    /// Leader: when each follower was last caught up (monotonic ms, `Now::monotonic_ms`).
     pub caught_up_ms: BTreeMap<NodeId, i64>,
     /// `replica.lag.time.max.ms`.
     pub lag_max_ms: i64,
@@ -51,36 +52,38 @@ fn fatal(id: GroupId, error: ReplicaError) -> ! {
     panic!("replica of {id:?} failed ({error}); stopping the broker rather than risk an acknowledged record")
 }
 
+/// The time of a step: wall time stamps what Raft writes (no-op batches), monotonic time
+/// measures the ISR's lag (a wall clock may jump; `sluice_io::Clock`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Now {
+    pub wall_ms: i64,
+    /// Milliseconds since the driver started, on the monotonic clock.
+    pub monotonic_ms: i64,
+}
+
 impl<D: Disk> Group<D> {
     pub async fn step(
         &mut self,
         input: Input,
         received: &BTreeMap<Offset, Bytes>,
         disk: &D,
-        now_ms: i64,
+        now: Now,
         outbox: &mut Outbox,
     ) -> Stepped {
         let partition = self.partition.clone();
         let mut log = partition.lock().await;
         let mut out = Vec::new();
-        let executed = self.replica.step(input, disk, &mut log, received, now_ms, &mut out).await;
-        self.finish(log, executed, out, outbox, now_ms)
+        let executed = self.replica.step(input, disk, &mut log, received, now.wall_ms, &mut out).await;
+        self.finish(log, executed, out, outbox, now.monotonic_ms)
     }
 
     /// The flusher made the log durable below `end`.
-    pub async fn flushed(
-        &mut self,
-        end: Offset,
-        last_term: Term,
-        disk: &D,
-        now_ms: i64,
-        outbox: &mut Outbox,
-    ) -> Stepped {
+    pub async fn flushed(&mut self, end: Offset, last_term: Term, disk: &D, now: Now, outbox: &mut Outbox) -> Stepped {
         let partition = self.partition.clone();
         let mut log = partition.lock().await;
         let mut out = Vec::new();
-        let executed = self.replica.flushed(end, last_term, disk, &mut log, now_ms, &mut out).await;
-        self.finish(log, executed, out, outbox, now_ms)
+        let executed = self.replica.flushed(end, last_term, disk, &mut log, now.wall_ms, &mut out).await;
+        self.finish(log, executed, out, outbox, now.monotonic_ms)
     }
 
     /// Leader: proposes a batch. `check` runs under the log lock first (the idempotent
@@ -91,7 +94,7 @@ impl<D: Disk> Group<D> {
         batch: BytesMut,
         record_offsets: u32,
         disk: &D,
-        now_ms: i64,
+        now: Now,
         outbox: &mut Outbox,
         check: impl FnOnce(&PartitionLog<D>) -> Option<Result<(Offset, Offset), i16>>,
     ) -> (Result<(Offset, Offset), i16>, Stepped, bool) {
@@ -102,7 +105,7 @@ impl<D: Disk> Group<D> {
             return (answer, Stepped::default(), log_append_time);
         }
         let mut out = Vec::new();
-        let proposed = match self.replica.propose(batch, record_offsets, disk, &mut log, now_ms, &mut out).await {
+        let proposed = match self.replica.propose(batch, record_offsets, disk, &mut log, now.wall_ms, &mut out).await {
             Ok(proposed) => proposed,
             Err(error) => fatal(self.id, error),
         };
@@ -110,7 +113,7 @@ impl<D: Disk> Group<D> {
             Ok((base, last, executed)) => (Ok((base, last)), executed),
             Err(refused) => (Err(propose_error_code(refused)), Executed::default()),
         };
-        (answer, self.finish(log, Ok(executed), out, outbox, now_ms), log_append_time)
+        (answer, self.finish(log, Ok(executed), out, outbox, now.monotonic_ms), log_append_time)
     }
 
     /// Leader: proposes one membership change driven by reassignment `epoch` (`reassign.rs`).
@@ -119,15 +122,15 @@ impl<D: Disk> Group<D> {
         change: MembershipChange,
         epoch: Offset,
         disk: &D,
-        now_ms: i64,
+        now: Now,
         outbox: &mut Outbox,
     ) -> (Result<(), ProposeError>, Stepped) {
         let partition = self.partition.clone();
         let mut log = partition.lock().await;
         let mut out = Vec::new();
-        let proposed = self.replica.propose_membership(change, epoch, disk, &mut log, now_ms, &mut out).await;
+        let proposed = self.replica.propose_membership(change, epoch, disk, &mut log, now.wall_ms, &mut out).await;
         match proposed {
-            Ok(Ok(executed)) => (Ok(()), self.finish(log, Ok(executed), out, outbox, now_ms)),
+            Ok(Ok(executed)) => (Ok(()), self.finish(log, Ok(executed), out, outbox, now.monotonic_ms)),
             Ok(Err(refused)) => (Err(refused), Stepped::default()),
             Err(error) => fatal(self.id, error),
         }
@@ -141,10 +144,10 @@ impl<D: Disk> Group<D> {
         executed: Result<Executed, ReplicaError>,
         out: Vec<Outgoing>,
         outbox: &mut Outbox,
-        now_ms: i64,
+        monotonic_ms: i64,
     ) -> Stepped {
         let executed = executed.unwrap_or_else(|error| fatal(self.id, error));
-        let stepped = self.publish(&log, &executed, now_ms);
+        let stepped = self.publish(&log, &executed, monotonic_ms);
         drop(log);
         self.send(out, outbox);
         stepped
@@ -162,7 +165,7 @@ impl<D: Disk> Group<D> {
     }
 
     /// Publishes what the step changed: commit (the high watermark), leadership, the view.
-    fn publish(&mut self, log: &PartitionLog<D>, executed: &Executed, now_ms: i64) -> Stepped {
+    fn publish(&mut self, log: &PartitionLog<D>, executed: &Executed, monotonic_ms: i64) -> Stepped {
         let raft = self.replica.raft();
         let me = raft.id();
         let became_leader = matches!(executed.leader, Some((Some(leader), _)) if leader == me);
@@ -170,7 +173,7 @@ impl<D: Disk> Group<D> {
             // A new leader starts with every member in sync (Kafka's new leader keeps the ISR
             // it was elected from); laggards drop out after the lag time.
             let members: Vec<NodeId> = raft.voters().iter().copied().filter(|n| *n != me).collect();
-            self.caught_up_ms = members.into_iter().map(|n| (n, now_ms)).collect();
+            self.caught_up_ms = members.into_iter().map(|n| (n, monotonic_ms)).collect();
             metrics::counter!("sluice_raft_elections_won_total").increment(1);
         }
         let stepped = Stepped {
@@ -181,7 +184,7 @@ impl<D: Disk> Group<D> {
         if stepped.committed || stepped.leader_changed {
             let (commit, leader, term, role) = (raft.committed(), raft.leader(), raft.term(), raft.role());
             let leader_ready = role == Role::Leader && raft.log().term_at(commit) == Some(term);
-            let isr = self.isr(now_ms);
+            let isr = self.isr(monotonic_ms);
             self.partition.update_view(log, |view| {
                 view.leader_ready = leader_ready;
                 view.commit = commit;
@@ -195,7 +198,7 @@ impl<D: Disk> Group<D> {
     }
 
     /// Leader upkeep every tick: who is caught up, the ISR and each follower's progress.
-    pub fn refresh_leader_view(&mut self, now_ms: i64) {
+    pub fn refresh_leader_view(&mut self, monotonic_ms: i64) {
         let raft = self.replica.raft();
         if raft.role() != Role::Leader {
             return;
@@ -204,10 +207,10 @@ impl<D: Disk> Group<D> {
         let matched: Vec<(NodeId, Offset)> = raft.progress().iter().map(|(n, p)| (*n, p.matched)).collect();
         for (node, offset) in &matched {
             if *offset >= last {
-                self.caught_up_ms.insert(*node, now_ms);
+                self.caught_up_ms.insert(*node, monotonic_ms);
             }
         }
-        let isr = self.isr(now_ms);
+        let isr = self.isr(monotonic_ms);
         self.partition.update_view_only(|view| {
             view.isr = isr;
             view.matched = matched;
@@ -215,7 +218,7 @@ impl<D: Disk> Group<D> {
     }
 
     /// Leader: itself and every voter caught up within the lag time; empty elsewhere.
-    fn isr(&self, now_ms: i64) -> Vec<NodeId> {
+    fn isr(&self, monotonic_ms: i64) -> Vec<NodeId> {
         let raft = self.replica.raft();
         if raft.role() != Role::Leader {
             return Vec::new();
@@ -223,8 +226,9 @@ impl<D: Disk> Group<D> {
         let me = raft.id();
         let mut isr = vec![me];
         // Only voters: a learner (a reassignment's new replica) does not count toward commits.
-        let in_sync =
-            |(n, at): &(&NodeId, &i64)| **n != me && raft.voters().contains(*n) && now_ms - **at <= self.lag_max_ms;
+        let in_sync = |(n, at): &(&NodeId, &i64)| {
+            **n != me && raft.voters().contains(*n) && monotonic_ms - **at <= self.lag_max_ms
+        };
         isr.extend(self.caught_up_ms.iter().filter(in_sync).map(|(n, _)| *n));
         isr.sort();
         isr

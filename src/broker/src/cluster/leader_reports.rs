@@ -8,7 +8,7 @@
 //! (UpdateMetadata, or KRaft's `PartitionChangeRecord`); here the leader pushes them itself,
 //! unreplicated. A report is only a hint for Metadata: the fresher of it and the broker's own
 //! Raft view wins (higher leader epoch), a stale one is ignored after
-//! `LEADER_REPORT_STALE_MS`, and a client sent to a broker that no longer leads gets
+//! `LEADER_REPORT_STALE_MS` on the monotonic clock (both the sending and the ageing), and a client sent to a broker that no longer leads gets
 //! NOT_LEADER_OR_FOLLOWER and asks again.
 
 use super::controller::ControllerRequest;
@@ -49,7 +49,7 @@ impl<D: Disk, C: Clock> Driver<D, C> {
 
     /// Records a peer's report on each partition it names that this broker knows.
     pub(super) fn receive_leader_report(&mut self, from: NodeId, partitions: Vec<(String, i32, i32, Vec<i32>)>) {
-        let received_ms = self.now_ms();
+        let received = self.state.clock.now();
         for (topic_id, index, leader_epoch, isr) in partitions.into_iter().take(LEADER_REPORT_PARTITIONS_MAX) {
             let Some(topic_id) = TopicId::parse(&topic_id) else { continue };
             let Some(topic) = self.meta.topic_by_id(topic_id) else { continue };
@@ -58,7 +58,7 @@ impl<D: Disk, C: Clock> Driver<D, C> {
                 leader: from,
                 leader_epoch: Term(leader_epoch),
                 isr: isr.into_iter().map(NodeId).collect(),
-                received_ms,
+                received,
             };
             partition.update_view_only(|view| {
                 // An older epoch's leader may still believe it leads: the newer epoch wins.

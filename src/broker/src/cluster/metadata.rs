@@ -154,7 +154,7 @@ impl<D: Disk, C: Clock> Driver<D, C> {
         let hosted = placement.members.contains(&self.me);
         let topic_id = Uuid::from_bytes(topic.topic_id.0);
         let registry = &self.state.topics;
-        let open = registry.open_log(&topic.name, topic_id, index, config, self.now_ms()).await;
+        let open = registry.open_log(&topic.name, topic_id, index, config, self.wall_ms()).await;
         let log = open.unwrap_or_else(|error| {
             stop_broker(format_args!("opening partition {}-{index} failed: {error}", topic.name))
         });
@@ -235,7 +235,7 @@ impl<D: Disk, C: Clock> Driver<D, C> {
     }
 
     async fn wipe(&self, partition: &Arc<Partition<D>>, topic_id: Uuid, config: &TopicConfig) {
-        let wiped = self.state.topics.wipe_partition(partition, topic_id, config, self.now_ms()).await;
+        let wiped = self.state.topics.wipe_partition(partition, topic_id, config, self.wall_ms()).await;
         wiped.unwrap_or_else(|error| {
             stop_broker(format_args!("deleting the replica of {}-{} failed: {error}", partition.topic, partition.index))
         });

@@ -151,7 +151,7 @@ pub fn reported_replicas(placement: &PartitionPlacement) -> Vec<NodeId> {
 impl<D: Disk, C: Clock> Driver<D, C> {
     /// Every group this broker leads takes its next step toward its desired replicas.
     pub(super) async fn drive_reassignments(&mut self) {
-        let now_ms = self.now_ms();
+        let now = self.now();
         let mut steps = Vec::new();
         for (id, group) in &self.groups {
             let GroupId::Partition { topic_id, partition } = *id else { continue };
@@ -183,7 +183,7 @@ impl<D: Disk, C: Clock> Driver<D, C> {
                 MoveStep::Change(change) => {
                     let Some(group) = self.groups.get_mut(&id) else { continue };
                     let (result, stepped) =
-                        group.propose_membership(change, epoch, &self.state.disk, now_ms, &mut self.outbox).await;
+                        group.propose_membership(change, epoch, &self.state.disk, now, &mut self.outbox).await;
                     tracing::info!(group = ?id, ?change, epoch = %epoch, ?result, "reassignment step");
                     self.after_step(id, stepped).await;
                 }
@@ -193,8 +193,8 @@ impl<D: Disk, C: Clock> Driver<D, C> {
                 }
                 MoveStep::Complete => {
                     let last = self.completions.get(&id).copied().unwrap_or(i64::MIN / 2);
-                    if now_ms - last >= COMPLETION_RESEND_MS {
-                        self.completions.insert(id, now_ms);
+                    if now.monotonic_ms - last >= COMPLETION_RESEND_MS {
+                        self.completions.insert(id, now.monotonic_ms);
                         tracing::info!(group = ?id, epoch = %epoch, "reassignment: the group has its target");
                         let report = report.expect("built for a completion");
                         self.controller_request(report, Origin::Internal).await;

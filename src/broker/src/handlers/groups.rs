@@ -43,7 +43,7 @@ async fn coordinator_of<D: Disk, C: Clock>(
     };
     let me = NodeId(state.config.node_id);
     let stale_ms = crate::cluster::limits::LEADER_REPORT_STALE_MS;
-    let (leader, _, _) = view.leadership(me, state.clock.wall_ms(), stale_ms);
+    let (leader, _, _) = view.leadership(me, state.clock.now(), stale_ms);
     let leader = leader.ok_or(error_code::COORDINATOR_NOT_AVAILABLE)?;
     if leader == me {
         let (host, port) = state.config.advertised();

@@ -149,7 +149,7 @@ pub fn describe_topic<D: Disk, C: Clock>(
                 let ids = |nodes: &[sluice_types::NodeId]| nodes.iter().map(|n| BrokerId(n.0)).collect::<Vec<_>>();
                 let me = sluice_types::NodeId(state.config.node_id);
                 let stale_ms = crate::cluster::limits::LEADER_REPORT_STALE_MS;
-                let (leader, leader_epoch, isr) = view.leadership(me, state.clock.wall_ms(), stale_ms);
+                let (leader, leader_epoch, isr) = view.leadership(me, state.clock.now(), stale_ms);
                 let code = if leader.is_some() { error_code::NONE } else { error_code::LEADER_NOT_AVAILABLE };
                 return MetadataResponsePartition::default()
                     .with_error_code(code)

@@ -62,6 +62,8 @@ pub(crate) fn record(node: NodeId, group: &str, events: Vec<TraceEvent>) {
                 sink.overflowed = true;
                 return;
             }
+            // Timestamped in the event log with SLUICE_SIM_LOG=...,sluice_raft_trace=trace.
+            tracing::trace!(target: "sluice_raft_trace", node = node.0, group, ?event);
             sink.records.push(TraceRecord { node, group: group.to_owned(), event });
         }
     });
