@@ -20,6 +20,9 @@ use std::path::PathBuf;
 pub const KAFKA_PORT: u16 = 9092;
 /// The peer RPC port.
 pub const RPC_PORT: u16 = 33145;
+/// `offsets.topic.num.partitions` in the simulation: Kafka's 50 would add 50 Raft groups per
+/// broker to every seed with a group, for no more coverage than a few.
+pub const OFFSETS_TOPIC_PARTITIONS: i32 = 4;
 /// Panic messages of fatal-by-design errors: the node restarts instead of failing the seed.
 /// Such a stop on a broker whose disk injects no faults is still a bug (power loss alone must
 /// never stop a broker): `run.rs` reports it as `FatalOnHealthyDisk`.
@@ -148,6 +151,7 @@ fn broker_config(id: u32, peers: &BTreeMap<NodeId, SocketAddr>) -> BrokerConfig 
     config.admin_addr = SocketAddr::new(ip, 9644);
     config.auto_create_topics = false;
     config.retention_check_interval_ms = 5_000;
+    config.offsets_topic_num_partitions = OFFSETS_TOPIC_PARTITIONS;
     config.cluster = Some(ClusterConfig {
         rpc_addr: SocketAddr::new(ip, RPC_PORT),
         peers: peers.clone(),

@@ -19,7 +19,7 @@ fn main() -> std::process::ExitCode {
 #[cfg(madsim)]
 mod runner_main {
     use clap::Parser;
-    use sluice_checker::{Op, SendOutcome};
+    use sluice_checker::{CommitOutcome, Op, SendOutcome};
     use sluice_sim::run::{FAULTY_MS_DEFAULT, SeedOptions};
     use sluice_sim::runner::{LOG_TAIL_LINES, SeedReport, replay_command, run_one, write_artifacts, write_trace};
     use sluice_sim::sweep::{ChildResult, ChildRun, run_child};
@@ -50,7 +50,7 @@ mod runner_main {
         #[arg(long, conflicts_with_all = ["seed", "seeds"])]
         scenarios: bool,
         /// Turn on a planted defect: ack-before-fsync, commit-old-term, fetch-above-hw,
-        /// forget-vote, truncate-on-stale-append, append-duplicate-retry.
+        /// forget-vote, truncate-on-stale-append, append-duplicate-retry, group-commit-before-durable.
         #[arg(long)]
         defect: Option<String>,
         /// Simulated seconds of the faulty phase.
@@ -316,8 +316,9 @@ mod runner_main {
         let sends = ops.iter().filter(|op| matches!(op, Op::Send { .. })).count();
         let acked = ops.iter().filter(|op| matches!(op, Op::Send { outcome: SendOutcome::Ok { .. }, .. })).count();
         let polls = ops.iter().filter(|op| matches!(op, Op::Poll { .. })).count();
+        let commits = ops.iter().filter(|op| matches!(op, Op::Commit { outcome: CommitOutcome::Ok, .. })).count();
         println!(
-            "seed {:>6} {status:<4} {} | sim {sim_s:.0}s wall {seconds:.1}s ({:.0}x) sends {sends} acked {acked} polls {polls} nemesis {} raft events {} hash {:016x}",
+            "seed {:>6} {status:<4} {} | sim {sim_s:.0}s wall {seconds:.1}s ({:.0}x) sends {sends} acked {acked} polls {polls} commits {commits} nemesis {} raft events {} hash {:016x}",
             report.seed,
             report.mix.short(),
             sim_s / seconds.max(1e-9),

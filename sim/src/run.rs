@@ -13,6 +13,7 @@
 use crate::check::{FATAL_ON_HEALTHY_DISK, LIVENESS};
 use crate::cluster::{Cluster, kafka_addr};
 use crate::final_read::read_replicas;
+use crate::group_workload::{GROUP_PROCESS_BASE, group_consumer, read_final_commits};
 use crate::nemesis::Nemesis;
 use crate::swarm::FaultMix;
 use crate::workload::{self, Recorder, Target};
@@ -131,6 +132,12 @@ pub async fn run_seed(options: SeedOptions, mix: FaultMix) -> SeedOutcome {
             workload::consumer(1000 + process, bootstrap.clone(), mine, recorder.clone(), stop_consumers.clone());
         tasks.push(clients.spawn(task));
     }
+    for member in 0..u64::from(mix.group_consumers) {
+        let process = GROUP_PROCESS_BASE + member;
+        let task =
+            group_consumer(process, bootstrap.clone(), targets.clone(), recorder.clone(), stop_consumers.clone());
+        tasks.push(clients.spawn(task));
+    }
     for broker in &cluster.brokers {
         broker.disk.set_faults_enabled(true);
     }
@@ -169,6 +176,18 @@ pub async fn run_seed(options: SeedOptions, mix: FaultMix) -> SeedOutcome {
     stop_consumers.store(true, Ordering::Relaxed);
     for task in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+    }
+    if mix.group_consumers > 0 {
+        // Every partition's committed offset, read after the members left (GroupOffsetsDurable).
+        let (group_bootstrap, partitions, group_recorder) =
+            (bootstrap.clone(), all_partitions.clone(), recorder.clone());
+        let read = clients
+            .spawn(async move { read_final_commits(&group_bootstrap, &partitions, &group_recorder).await })
+            .await
+            .expect("final commit read task");
+        if let Err(message) = read {
+            outcome.violations.push(violation(LIVENESS, message));
+        }
     }
 
     // Phase 4: final reads from every replica's disk (the replica sets from Metadata first).
@@ -379,6 +398,14 @@ async fn write_everywhere(bootstrap: &str, partitions: &[PartitionKey], recorder
                 Ok(Ok(results)) => results.first().filter(|r| r.error.is_none()).and_then(|r| r.base_offset),
                 _ => None,
             };
+            if offset.is_none() {
+                let error = match &sent {
+                    Ok(Ok(results)) => format!("{:?}", results.first().and_then(|r| r.error.as_ref())),
+                    Ok(Err(error)) => error.to_string(),
+                    Err(_) => "timed out".to_owned(),
+                };
+                tracing::info!(target: "sluice_sim", %partition, %error, "liveness write failed");
+            }
             let outcome = match offset {
                 Some(offset) => SendOutcome::Ok { offset: offset.0 },
                 None => SendOutcome::Indeterminate,

@@ -63,4 +63,11 @@ pub const SCENARIOS: &[Scenario] = &[
                 time for 64 simulated s); truncation drops them (session 6)",
     },
     Scenario { seed: 175, found: "broker: as seed 153, with step-down buggify and tiny segments (session 6)" },
+    Scenario {
+        seed: 174,
+        found: "broker: the cluster driver's periodic upkeep ran on the wall clock; broker 5's clock \
+                jumped back 67 s, its leader reports stopped for as long, and brokers without a \
+                replica answered LEADER_NOT_AVAILABLE past the liveness bound; every driver timer \
+                and the reports' ageing are monotonic (session 9, with the group workload)",
+    },
 ];

@@ -24,6 +24,8 @@ pub const PARTITIONS_MAX: i32 = 12;
 pub const PRODUCERS_MAX: u32 = 4;
 /// Consumer processes per run.
 pub const CONSUMERS_MAX: u32 = 3;
+/// Members of the consumer group per run (issue 6), when the seed has a group at all.
+pub const GROUP_CONSUMERS_MAX: u32 = 3;
 
 /// One topic of the workload.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,6 +46,8 @@ pub struct FaultMix {
     /// How many of the producers are idempotent (KIP-98); the first ones by process id.
     pub idempotent_producers: u32,
     pub consumers: u32,
+    /// Members of the one consumer group (`group_workload.rs`); 0 is no group.
+    pub group_consumers: u32,
     /// Mean milliseconds between nemesis actions in the faulty phase.
     pub nemesis_interval_ms: u64,
     /// Process crash (kill -9, page cache survives) and restart.
@@ -123,6 +127,7 @@ impl FaultMix {
             producers,
             idempotent_producers: 0,
             consumers: rng.gen_range(1..=CONSUMERS_MAX),
+            group_consumers: 0,
             nemesis_interval_ms: rng.gen_range(500..=5_000),
             kill: rng.gen_bool(0.5),
             power_loss: rng.gen_bool(0.4),
@@ -146,6 +151,7 @@ impl FaultMix {
         };
         // Drawn last, so that every earlier knob of a seed is what it was before this one.
         mix.idempotent_producers = rng.gen_range(0..=producers);
+        mix.group_consumers = if rng.gen_bool(0.6) { rng.gen_range(1..=GROUP_CONSUMERS_MAX) } else { 0 };
         mix
     }
 
@@ -178,6 +184,7 @@ impl FaultMix {
             (self.step_down_per_tick > 0.0, "step-down"),
             (self.fsync_delay_ms_max > 0, "slow-fsync"),
             (self.idempotent_producers > 0, "idempotent"),
+            (self.group_consumers > 0, "group"),
             (self.topics.iter().any(|t| t.segment_bytes.is_some()), "tiny-segments"),
         ];
         for (enabled, name) in flags {
@@ -196,8 +203,8 @@ impl fmt::Display for FaultMix {
         writeln!(f, "{}", self.short())?;
         writeln!(
             f,
-            "  producers {} ({} idempotent) consumers {} nemesis every ~{} ms",
-            self.producers, self.idempotent_producers, self.consumers, self.nemesis_interval_ms
+            "  producers {} ({} idempotent) consumers {} group members {} nemesis every ~{} ms",
+            self.producers, self.idempotent_producers, self.consumers, self.group_consumers, self.nemesis_interval_ms
         )?;
         writeln!(
             f,
@@ -235,6 +242,7 @@ mod tests {
             }
             assert!(mix.topics.iter().all(|t| (1..=PARTITIONS_MAX).contains(&t.partitions)));
             assert!(mix.idempotent_producers <= mix.producers, "seed {seed}");
+            assert!(mix.group_consumers <= GROUP_CONSUMERS_MAX, "seed {seed}");
         }
     }
 }

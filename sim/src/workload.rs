@@ -78,7 +78,8 @@ pub struct Target {
     pub partitions: i32,
 }
 
-async fn connect(bootstrap: &str, client_id: &str) -> Client {
+/// A client of `bootstrap`, retried until one connects.
+pub async fn connect(bootstrap: &str, client_id: &str) -> Client {
     loop {
         if let Ok(Ok(client)) = tokio::time::timeout(CALL_TIMEOUT, Client::connect_as(bootstrap, client_id)).await {
             return client;
@@ -254,56 +255,66 @@ pub async fn consumer(
     let client_id = format!("consumer-{process}");
     let mut client = connect(&bootstrap, &client_id).await;
     let mut positions: Vec<(PartitionKey, i64)> = partitions.into_iter().map(|p| (p, 0)).collect();
-    let options = FetchOptions { max_wait: FETCH_MAX_WAIT, ..Default::default() };
     while !stop.load(Ordering::Relaxed) {
         for (partition, position) in positions.iter_mut() {
-            let invoke_ms = recorder.now_ms();
-            let want = [(PartitionId(partition.partition), Offset(*position))];
-            let answer = tokio::time::timeout(CALL_TIMEOUT, client.fetch(&partition.topic, &want, &options)).await;
-            let fetched = match answer {
-                Ok(Ok(mut fetched)) if fetched.len() == 1 => fetched.remove(0),
-                _ => {
-                    client = connect(&bootstrap, &client_id).await;
-                    tokio::time::sleep(RETRY_PAUSE).await;
-                    continue;
-                }
-            };
-            if let Some(error) = &fetched.error {
-                // Errors answer at once (a leaderless partition even without a request): pause,
-                // or this loop would spin without letting simulated time pass.
+            if poll_partition(&mut client, process, partition, position, &recorder).await.is_err() {
+                client = connect(&bootstrap, &client_id).await;
                 tokio::time::sleep(RETRY_PAUSE).await;
-                if error.code == sluice_protocol::error_code::OFFSET_OUT_OF_RANGE
-                    && fetched.log_start_offset.0 > *position
-                {
-                    *position = fetched.log_start_offset.0;
-                    recorder.record(Op::Seek {
-                        process,
-                        partition: partition.clone(),
-                        offset: *position,
-                        at_ms: invoke_ms,
-                    });
-                }
-                continue;
             }
-            let records: Vec<(i64, String)> = fetched
-                .records
-                .iter()
-                .filter(|r| r.offset.0 >= *position)
-                .map(|r| {
-                    let value = r.value.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
-                    (r.offset.0, value)
-                })
-                .collect();
-            recorder.record(Op::Poll {
-                process,
-                partition: partition.clone(),
-                fetch_offset: *position,
-                invoke_ms,
-                complete_ms: recorder.now_ms(),
-                high_watermark: fetched.high_watermark.0,
-                records,
-            });
-            *position = (*position).max(fetched.next_offset.0);
         }
     }
+}
+
+/// The client failed (timeout, lost connection): the caller replaces it.
+pub struct ClientFailed;
+
+/// One Fetch of `partition` from `position`, recorded as a Poll (or, when the log start passed
+/// the position, a Seek to it); `position` moves past what was read. A Kafka error pauses
+/// [`RETRY_PAUSE`]; on `Err` the caller replaces the client and pauses, so that a loop of polls
+/// always lets simulated time pass.
+pub async fn poll_partition(
+    client: &mut Client,
+    process: u64,
+    partition: &PartitionKey,
+    position: &mut i64,
+    recorder: &Recorder,
+) -> Result<(), ClientFailed> {
+    let options = FetchOptions { max_wait: FETCH_MAX_WAIT, ..Default::default() };
+    let invoke_ms = recorder.now_ms();
+    let want = [(PartitionId(partition.partition), Offset(*position))];
+    let answer = tokio::time::timeout(CALL_TIMEOUT, client.fetch(&partition.topic, &want, &options)).await;
+    let fetched = match answer {
+        Ok(Ok(mut fetched)) if fetched.len() == 1 => fetched.remove(0),
+        _ => return Err(ClientFailed),
+    };
+    if let Some(error) = &fetched.error {
+        // Errors answer at once (a leaderless partition even without a request): pause, or a
+        // loop of polls would spin without letting simulated time pass.
+        tokio::time::sleep(RETRY_PAUSE).await;
+        if error.code == sluice_protocol::error_code::OFFSET_OUT_OF_RANGE && fetched.log_start_offset.0 > *position {
+            *position = fetched.log_start_offset.0;
+            recorder.record(Op::Seek { process, partition: partition.clone(), offset: *position, at_ms: invoke_ms });
+        }
+        return Ok(());
+    }
+    let records: Vec<(i64, String)> = fetched
+        .records
+        .iter()
+        .filter(|r| r.offset.0 >= *position)
+        .map(|r| {
+            let value = r.value.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
+            (r.offset.0, value)
+        })
+        .collect();
+    recorder.record(Op::Poll {
+        process,
+        partition: partition.clone(),
+        fetch_offset: *position,
+        invoke_ms,
+        complete_ms: recorder.now_ms(),
+        high_watermark: fetched.high_watermark.0,
+        records,
+    });
+    *position = (*position).max(fetched.next_offset.0);
+    Ok(())
 }

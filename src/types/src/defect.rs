@@ -28,16 +28,21 @@ pub enum Defect {
     /// with the first write's offset (KIP-98: the broker deduplicates by producer id, epoch and
     /// sequence).
     AppendDuplicateRetry,
+    /// The group coordinator reports its writes durable once appended on the leader, before the
+    /// high watermark covers them: an acknowledged OffsetCommit can be lost in a failover (Kafka
+    /// protocol, OffsetCommit: an acknowledged commit is durable; GroupOffsetsDurable).
+    GroupCommitBeforeDurable,
 }
 
 impl Defect {
-    pub const ALL: [Defect; 6] = [
+    pub const ALL: [Defect; 7] = [
         Defect::AckBeforeFsync,
         Defect::CommitOldTerm,
         Defect::FetchAboveHw,
         Defect::ForgetVote,
         Defect::TruncateOnStaleAppend,
         Defect::AppendDuplicateRetry,
+        Defect::GroupCommitBeforeDurable,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +53,7 @@ impl Defect {
             Defect::ForgetVote => "forget-vote",
             Defect::TruncateOnStaleAppend => "truncate-on-stale-append",
             Defect::AppendDuplicateRetry => "append-duplicate-retry",
+            Defect::GroupCommitBeforeDurable => "group-commit-before-durable",
         }
     }
 

@@ -14,6 +14,7 @@ use sluice_group::{
 };
 use sluice_io::{Clock, Disk};
 use sluice_protocol::error_code;
+use sluice_types::defect::{self, Defect};
 use sluice_types::{NodeId, Offset, Term};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -193,11 +194,15 @@ async fn complete_writes<D: Disk, C: Clock>(
     while let Some(appended) = receiver.recv().await {
         let wait =
             crate::handlers::produce::wait_for_high_watermark(appended.receiver, appended.target, appended.epoch);
-        let error = match tokio::time::timeout(Duration::from_millis(WRITE_TIMEOUT_MS), wait).await {
-            Ok(true) => None,
-            // The epoch moved: the write may be truncated.
-            Ok(false) => Some(error_code::NOT_COORDINATOR),
-            Err(_) => Some(error_code::COORDINATOR_NOT_AVAILABLE),
+        let error = if defect::active(Defect::GroupCommitBeforeDurable) {
+            None
+        } else {
+            match tokio::time::timeout(Duration::from_millis(WRITE_TIMEOUT_MS), wait).await {
+                Ok(true) => None,
+                // The epoch moved: the write may be truncated.
+                Ok(false) => Some(error_code::NOT_COORDINATOR),
+                Err(_) => Some(error_code::COORDINATOR_NOT_AVAILABLE),
+            }
         };
         let mut guard = slot.state.lock().await;
         let SlotState::Loaded(shell) = &mut *guard else { return };
