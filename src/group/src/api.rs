@@ -213,6 +213,57 @@ pub struct DeleteGroupsResponse {
     pub groups: Vec<(String, ErrorCode)>,
 }
 
+/// ConsumerGroupHeartbeat (KIP-848), with topics by name: the shell maps topic ids to names
+/// and back, and passes the partition count of every topic it knows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerGroupHeartbeat {
+    pub group_id: String,
+    /// Empty when joining in v0 (the coordinator then uses `member_id_candidate`); v1 clients
+    /// make their own (KIP-1082).
+    pub member_id: String,
+    /// 0 joins, -1 leaves, -2 leaves a static member's place open; else the member's epoch.
+    pub member_epoch: i32,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    /// -1: unchanged.
+    pub rebalance_timeout_ms: i32,
+    /// `None`: unchanged.
+    pub subscribed_topic_names: Option<Vec<String>>,
+    pub server_assignor: Option<String>,
+    /// The partitions the member owns now; `None`: unchanged.
+    pub owned: Option<crate::assignor::TopicPartitions>,
+    pub client_id: String,
+    pub client_host: String,
+    /// The id a joining v0 member gets, made by the shell (the core has no randomness).
+    pub member_id_candidate: String,
+    /// Partition count by topic name, for every topic the broker knows.
+    pub partition_counts: std::collections::BTreeMap<String, i32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerGroupHeartbeatResponse {
+    pub error: ErrorCode,
+    pub error_message: Option<String>,
+    pub member_id: Option<String>,
+    pub member_epoch: i32,
+    pub heartbeat_interval_ms: i32,
+    /// The member's partitions, when they changed (or it joined); `None`: unchanged.
+    pub assignment: Option<crate::assignor::TopicPartitions>,
+}
+
+impl ConsumerGroupHeartbeatResponse {
+    pub fn error(code: ErrorCode, message: &str) -> ConsumerGroupHeartbeatResponse {
+        ConsumerGroupHeartbeatResponse {
+            error: code,
+            error_message: (!message.is_empty()).then(|| message.to_owned()),
+            member_id: None,
+            member_epoch: -1,
+            heartbeat_interval_ms: 0,
+            assignment: None,
+        }
+    }
+}
+
 /// A request the coordinator may have to answer later.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
@@ -223,6 +274,7 @@ pub enum Request {
     Commit(OffsetCommit),
     OffsetDelete(OffsetDelete),
     DeleteGroups(Vec<String>),
+    ConsumerHeartbeat(ConsumerGroupHeartbeat),
 }
 
 /// The answer to a [`Request`].
@@ -235,6 +287,7 @@ pub enum Response {
     Commit(OffsetCommitResponse),
     OffsetDelete(OffsetDeleteResponse),
     DeleteGroups(DeleteGroupsResponse),
+    ConsumerHeartbeat(ConsumerGroupHeartbeatResponse),
 }
 
 /// Everything that drives the coordinator.

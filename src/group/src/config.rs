@@ -21,6 +21,11 @@ pub struct GroupConfig {
     pub offsets_retention_ms: i64,
     /// Groups one coordinator (one `__consumer_offsets` partition) holds at most.
     pub groups_max: usize,
+    /// `group.consumer.session.timeout.ms` (KIP-848): a consumer group member is removed after
+    /// this long without a ConsumerGroupHeartbeat.
+    pub consumer_session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms` (KIP-848), told to every member.
+    pub consumer_heartbeat_interval_ms: i32,
 }
 
 impl Default for GroupConfig {
@@ -33,6 +38,8 @@ impl Default for GroupConfig {
             offset_metadata_bytes_max: 4_096,
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1_000,
             groups_max: 100_000,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
         }
     }
 }

@@ -56,6 +56,11 @@ pub(crate) enum PendingWrite {
         token: Token,
         response: crate::api::DeleteGroupsResponse,
     },
+    /// A ConsumerGroupHeartbeat's answer, sent once the group's record is durable.
+    ConsumerHeartbeat {
+        token: Token,
+        response: crate::api::ConsumerGroupHeartbeatResponse,
+    },
 }
 
 /// The coordinator of one `__consumer_offsets` partition.
@@ -102,6 +107,20 @@ impl Coordinator {
                     }
                 }
             },
+            OffsetsRecord::ConsumerGroup { group_id, value } => match value {
+                Some(stored) => {
+                    let group = self.groups.entry(group_id.clone()).or_insert_with(|| Group::new(group_id, 0));
+                    *group = Group { offsets: std::mem::take(&mut group.offsets), ..Group::new(group_id, 0) };
+                    group.protocol_type = Some("consumer".to_owned());
+                    group.consumer = Some(stored.clone());
+                }
+                None => {
+                    if let Some(group) = self.groups.get_mut(group_id) {
+                        group.consumer = None;
+                        group.protocol_type = None;
+                    }
+                }
+            },
             OffsetsRecord::Group { group_id, value } => match value {
                 Some(stored) => {
                     let offsets = self.groups.remove(group_id).map(|g| g.offsets).unwrap_or_default();
@@ -125,6 +144,13 @@ impl Coordinator {
         for group in self.groups.values_mut() {
             for member in group.members.values_mut() {
                 member.refresh_session(time.monotonic_ms);
+            }
+            let session_ms = i64::from(self.config.consumer_session_timeout_ms);
+            for member in group.consumer.iter_mut().flat_map(|c| c.members.values_mut()) {
+                member.session_deadline_ms = time.monotonic_ms + session_ms;
+                if member.state == crate::consumer_group::MemberState::UnrevokedPartitions {
+                    member.revocation_deadline_ms = Some(time.monotonic_ms + i64::from(member.rebalance_timeout_ms));
+                }
             }
             group.check_invariants();
         }
@@ -176,6 +202,11 @@ impl Coordinator {
             Request::Commit(commit) => self.commit(token, commit),
             Request::OffsetDelete(delete) => self.offset_delete(token, delete),
             Request::DeleteGroups(groups) => self.delete_groups(token, groups),
+            Request::ConsumerHeartbeat(heartbeat) => {
+                let group_id = heartbeat.group_id.clone();
+                self.consumer_heartbeat(token, heartbeat);
+                self.check_group(&group_id);
+            }
         }
     }
 
@@ -257,6 +288,13 @@ impl Coordinator {
                 }
                 self.respond(token, Response::DeleteGroups(response));
             }
+            PendingWrite::ConsumerHeartbeat { token, response } => {
+                let response = match error {
+                    Some(code) => crate::api::ConsumerGroupHeartbeatResponse::error(code, ""),
+                    None => response,
+                };
+                self.respond(token, Response::ConsumerHeartbeat(response));
+            }
         }
     }
 
@@ -266,6 +304,9 @@ impl Coordinator {
         let now_ms = self.now.monotonic_ms;
         let group_ids: Vec<String> = self.groups.keys().cloned().collect();
         for group_id in &group_ids {
+            if let Some(record) = self.expire_consumer_members(group_id, now_ms) {
+                self.persist(vec![record], PendingWrite::Unanswered);
+            }
             self.expire_members(group_id, now_ms);
             let Some(group) = self.groups.get(group_id) else { continue };
             if group.state == GroupState::PreparingRebalance && group.join_deadline_ms.is_some_and(|d| now_ms >= d) {

@@ -24,3 +24,9 @@ pub const FENCED_INSTANCE_ID: ErrorCode = 82;
 pub const GROUP_MAX_SIZE_REACHED: ErrorCode = 81;
 pub const GROUP_SUBSCRIBED_TO_TOPIC: ErrorCode = 86;
 pub const UNSTABLE_OFFSET_COMMIT: ErrorCode = 88;
+/// KIP-848: the member's epoch is not one the coordinator accepts; it must rejoin at epoch 0.
+pub const FENCED_MEMBER_EPOCH: ErrorCode = 110;
+/// KIP-848: `ServerAssignor` names no assignor of this broker.
+pub const UNSUPPORTED_ASSIGNOR: ErrorCode = 112;
+/// KIP-848: an OffsetCommit carried a member epoch other than the member's.
+pub const STALE_MEMBER_EPOCH: ErrorCode = 113;

@@ -102,6 +102,9 @@ pub struct Group {
     /// Wall time of the last state change (stored; offsets of an empty group expire from it).
     pub state_timestamp_ms: i64,
     pub offsets: BTreeMap<TopicPartition, CommittedOffset>,
+    /// `Some` for a KIP-848 consumer group (group type `consumer`); then the classic state is
+    /// `Empty` with no classic members.
+    pub consumer: Option<crate::consumer_group::ConsumerGroup>,
 }
 
 impl Group {
@@ -124,7 +127,26 @@ impl Group {
             assignment_write: None,
             state_timestamp_ms: wall_ms,
             offsets: BTreeMap::new(),
+            consumer: None,
         }
+    }
+
+    /// No members of either protocol: offsets may be deleted and expire.
+    pub fn is_empty(&self) -> bool {
+        self.state == GroupState::Empty && self.consumer.as_ref().is_none_or(|c| c.members.is_empty())
+    }
+
+    /// The state ListGroups and the describe calls show.
+    pub fn state_name(&self) -> &'static str {
+        match &self.consumer {
+            Some(consumer) => consumer.state_name(),
+            None => self.state.name(),
+        }
+    }
+
+    /// KIP-848's group type: `consumer` or `classic`.
+    pub fn group_type(&self) -> &'static str {
+        if self.consumer.is_some() { "consumer" } else { "classic" }
     }
 
     /// Every member is waiting in a JoinGroup and no handed-out id is still to come: the
@@ -187,6 +209,14 @@ impl Group {
 
     /// Invariants the coordinator keeps after every input. Crash if broken.
     pub(crate) fn check_invariants(&self) {
+        if let Some(consumer) = &self.consumer {
+            assert!(
+                self.members.is_empty() && self.state == GroupState::Empty,
+                "a consumer group has no classic members"
+            );
+            assert_eq!(self.protocol_type.as_deref(), Some("consumer"), "group {}", self.group_id);
+            consumer.check_invariants();
+        }
         for (instance, member_id) in &self.static_members {
             let member = self.members.get(member_id);
             assert!(

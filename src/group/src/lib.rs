@@ -8,11 +8,18 @@
 //! LeaveGroup, rebalances), `offsets.rs` (OffsetCommit, OffsetFetch, OffsetDelete,
 //! DeleteGroups, retention), `group.rs` (one group's state and invariants), `records.rs` (the
 //! `__consumer_offsets` records, in Kafka's layout), `partition.rs` (which partition holds a
-//! group), `consumer_protocol.rs` (subscribed topics), `config.rs`, `error.rs`.
+//! group), `consumer_protocol.rs` (subscribed topics), `config.rs`, `error.rs`. KIP-848:
+//! `consumer_group.rs` (a consumer group's epochs, members and reconciliation),
+//! `consumer_heartbeat.rs` (ConsumerGroupHeartbeat and member expiry), `assignor.rs` (the
+//! uniform and range server assignors), `consumer_records.rs` (its record's value).
 
 pub mod api;
+pub mod assignor;
 pub mod config;
+pub mod consumer_group;
+mod consumer_heartbeat;
 mod consumer_protocol;
+mod consumer_records;
 mod coordinator;
 pub mod error;
 mod group;

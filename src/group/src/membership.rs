@@ -20,6 +20,7 @@ use crate::api::{
 use crate::coordinator::{Coordinator, PendingWrite};
 use crate::error::{self, ErrorCode};
 use crate::group::{Group, GroupState, Member};
+use crate::records::OffsetsRecord;
 
 /// The longest string a group record can hold (an i16 length, `records.rs`).
 pub const STORED_STRING_BYTES_MAX: usize = i16::MAX as usize;
@@ -40,6 +41,19 @@ impl Coordinator {
                 return self.respond(token, Response::Join(response));
             }
             self.groups.insert(join.group_id.clone(), Group::new(&join.group_id, self.now.wall_ms));
+        }
+        let group = self.groups.get_mut(&join.group_id).expect("inserted above");
+        if let Some(consumer) = &group.consumer {
+            if !consumer.members.is_empty() {
+                // KIP-848: a classic member cannot join a consumer group that has members.
+                let response = JoinGroupResponse::error(error::INCONSISTENT_GROUP_PROTOCOL, &join.member_id);
+                return self.respond(token, Response::Join(response));
+            }
+            // An empty consumer group becomes a classic one, keeping its offsets.
+            group.consumer = None;
+            group.protocol_type = None;
+            let tombstone = OffsetsRecord::ConsumerGroup { group_id: join.group_id.clone(), value: None };
+            self.persist(vec![tombstone], PendingWrite::Unanswered);
         }
         if join.member_id.is_empty() {
             self.join_unknown_member(token, join);

@@ -95,7 +95,12 @@ impl Coordinator {
             commit.generation_id >= 0 || !commit.member_id.is_empty() || commit.group_instance_id.is_some();
         if !claims_membership {
             // A standalone commit: only while the group has no members.
-            return if group.state == GroupState::Empty { Ok(()) } else { Err(error::UNKNOWN_MEMBER_ID) };
+            return if group.is_empty() { Ok(()) } else { Err(error::UNKNOWN_MEMBER_ID) };
+        }
+        if let Some(consumer) = &group.consumer {
+            // KIP-848: a member commits with its member epoch.
+            let member = consumer.members.get(&commit.member_id).ok_or(error::UNKNOWN_MEMBER_ID)?;
+            return if commit.generation_id == member.member_epoch { Ok(()) } else { Err(error::STALE_MEMBER_EPOCH) };
         }
         if group.is_fenced(&commit.member_id, commit.group_instance_id.as_deref()) {
             return Err(error::FENCED_INSTANCE_ID);
@@ -178,7 +183,7 @@ impl Coordinator {
             return self.respond(token, Response::OffsetDelete(response));
         };
         let consumer = group.protocol_type.as_deref() == Some(CONSUMER_PROTOCOL_TYPE);
-        if group.state != GroupState::Empty && !consumer {
+        if !group.is_empty() && !consumer {
             let response = OffsetDeleteResponse { error: error::NON_EMPTY_GROUP, partitions: Vec::new() };
             return self.respond(token, Response::OffsetDelete(response));
         }
@@ -189,7 +194,7 @@ impl Coordinator {
         let mut partitions = Vec::with_capacity(delete.partitions.len());
         for partition in delete.partitions {
             let in_use = subscribed.as_ref().is_none_or(|topics| topics.contains(&partition.topic));
-            let code = if group.state != GroupState::Empty && in_use {
+            let code = if !group.is_empty() && in_use {
                 error::GROUP_SUBSCRIBED_TO_TOPIC
             } else {
                 if group.offsets.contains_key(&partition) {
@@ -239,9 +244,12 @@ impl Coordinator {
         for group_id in group_ids {
             let code = match self.groups.get(&group_id) {
                 None => error::GROUP_ID_NOT_FOUND,
-                Some(group) if group.state != GroupState::Empty => error::NON_EMPTY_GROUP,
+                Some(group) if !group.is_empty() => error::NON_EMPTY_GROUP,
                 Some(_) => {
                     let group = self.groups.remove(&group_id).expect("exists");
+                    if group.consumer.is_some() {
+                        records.push(OffsetsRecord::ConsumerGroup { group_id: group_id.clone(), value: None });
+                    }
                     for partition in group.offsets.into_keys() {
                         records.push(OffsetsRecord::Offset { group_id: group_id.clone(), partition, value: None });
                     }
@@ -268,7 +276,7 @@ impl Coordinator {
         let in_flight = self.commits_in_flight();
         let no_commits = BTreeSet::new();
         for (group_id, group) in self.groups.iter_mut() {
-            if group.state != GroupState::Empty || records.len() >= EXPIRED_OFFSETS_PER_TICK_MAX {
+            if !group.is_empty() || records.len() >= EXPIRED_OFFSETS_PER_TICK_MAX {
                 continue;
             }
             let standalone = group.protocol_type.is_none();
@@ -303,7 +311,9 @@ impl Coordinator {
         }
         let emptied: Vec<String> = emptied.into_iter().filter(|g| !in_flight.contains_key(g)).collect();
         for group_id in emptied {
-            self.groups.remove(&group_id);
+            if self.groups.remove(&group_id).is_some_and(|g| g.consumer.is_some()) {
+                records.push(OffsetsRecord::ConsumerGroup { group_id: group_id.clone(), value: None });
+            }
             records.push(OffsetsRecord::Group { group_id, value: None });
         }
         if !records.is_empty() {
@@ -330,6 +340,9 @@ impl Coordinator {
 /// The topics any member of a consumer group subscribes to, from its chosen protocol's
 /// metadata; `None` when that is unknown.
 fn subscribed_topic_names(group: &Group) -> Option<std::collections::BTreeSet<String>> {
+    if let Some(consumer) = &group.consumer {
+        return Some(consumer.members.values().flat_map(|m| m.subscribed_topics.iter().cloned()).collect());
+    }
     let protocol = group.protocol_name.as_deref()?;
     let mut topics = std::collections::BTreeSet::new();
     for member in group.members.values() {

@@ -7,6 +7,12 @@
 //! |---|---|---|
 //! | committed offset | `OffsetCommitKey`: version i16 = 1, group, topic, partition i32 | `OffsetCommitValue` v3: version i16 = 3, offset i64, leader epoch i32, metadata, commit timestamp i64 |
 //! | group metadata | `GroupMetadataKey`: version i16 = 2, group | `GroupMetadataValue` v3: version i16 = 3, protocol type, generation i32, protocol?, leader?, state timestamp i64, members |
+//! | KIP-848 consumer group | version i16 = 3, group | Sluice's layout (`consumer_records.rs`): the whole group in one value |
+//!
+//! The consumer group record is not Kafka's: Kafka spreads a KIP-848 group over key versions
+//! 3 to 8 (group epoch, subscription metadata, each member, the target assignment, each
+//! member's current assignment). Sluice keeps one record per group, written whole on every
+//! change (bounded by `group.max.size`), so a new coordinator reads it back in one step.
 //!
 //! A member in `GroupMetadataValue` v3: member id, group instance id?, client id, client host,
 //! rebalance timeout i32, session timeout i32, subscription bytes, assignment bytes. A record
@@ -20,6 +26,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 /// OffsetCommitKey versions 0 and 1 (identical layouts).
 const OFFSET_KEY_VERSION: i16 = 1;
 const GROUP_KEY_VERSION: i16 = 2;
+const CONSUMER_GROUP_KEY_VERSION: i16 = 3;
 const OFFSET_VALUE_VERSION: i16 = 3;
 const GROUP_VALUE_VERSION: i16 = 3;
 /// Members one group record holds at most when decoded (bounds the allocation a corrupt count
@@ -56,6 +63,7 @@ pub struct StoredGroup {
 pub enum OffsetsRecord {
     Offset { group_id: String, partition: TopicPartition, value: Option<CommittedOffset> },
     Group { group_id: String, value: Option<StoredGroup> },
+    ConsumerGroup { group_id: String, value: Option<crate::consumer_group::ConsumerGroup> },
 }
 
 /// Why a record could not be read.
@@ -77,7 +85,9 @@ impl OffsetsRecord {
     /// The group the record belongs to (it picks the partition).
     pub fn group_id(&self) -> &str {
         match self {
-            OffsetsRecord::Offset { group_id, .. } | OffsetsRecord::Group { group_id, .. } => group_id,
+            OffsetsRecord::Offset { group_id, .. }
+            | OffsetsRecord::Group { group_id, .. }
+            | OffsetsRecord::ConsumerGroup { group_id, .. } => group_id,
         }
     }
 
@@ -106,6 +116,11 @@ impl OffsetsRecord {
                 put_string(&mut key, group_id);
                 (key.freeze(), value.as_ref().map(encode_group))
             }
+            OffsetsRecord::ConsumerGroup { group_id, value } => {
+                key.put_i16(CONSUMER_GROUP_KEY_VERSION);
+                put_string(&mut key, group_id);
+                (key.freeze(), value.as_ref().map(crate::consumer_records::encode))
+            }
         }
     }
 
@@ -127,6 +142,12 @@ impl OffsetsRecord {
                 key_reader.finish("group key")?;
                 let value = value.map(decode_group_value).transpose()?;
                 OffsetsRecord::Group { group_id, value }
+            }
+            CONSUMER_GROUP_KEY_VERSION => {
+                let group_id = key_reader.string("group id")?;
+                key_reader.finish("consumer group key")?;
+                let value = value.map(crate::consumer_records::decode).transpose()?;
+                OffsetsRecord::ConsumerGroup { group_id, value }
             }
             version => return Err(RecordDecodeError::UnknownVersion { what: "key", version }),
         };
@@ -220,12 +241,12 @@ fn decode_group_value(bytes: &[u8]) -> Result<StoredGroup, RecordDecodeError> {
     Ok(StoredGroup { protocol_type, generation_id, protocol_name, leader, state_timestamp_ms, members })
 }
 
-fn put_string(out: &mut BytesMut, value: &str) {
+pub(crate) fn put_string(out: &mut BytesMut, value: &str) {
     out.put_i16(i16::try_from(value.len()).expect("strings are shorter than 32 KiB (checked on input)"));
     out.put_slice(value.as_bytes());
 }
 
-fn put_nullable_string(out: &mut BytesMut, value: Option<&str>) {
+pub(crate) fn put_nullable_string(out: &mut BytesMut, value: Option<&str>) {
     match value {
         Some(value) => put_string(out, value),
         None => out.put_i16(-1),
@@ -238,12 +259,12 @@ fn put_bytes(out: &mut BytesMut, value: &[u8]) {
 }
 
 /// A bounds-checked big-endian reader: every read is checked, never trusted.
-struct Reader<'a> {
-    bytes: &'a [u8],
+pub(crate) struct Reader<'a> {
+    pub(crate) bytes: &'a [u8],
 }
 
 impl Reader<'_> {
-    fn take(&mut self, count: usize, what: &'static str) -> Result<&[u8], RecordDecodeError> {
+    pub(crate) fn take(&mut self, count: usize, what: &'static str) -> Result<&[u8], RecordDecodeError> {
         if self.bytes.len() < count {
             return Err(RecordDecodeError::Truncated { what });
         }
@@ -252,11 +273,11 @@ impl Reader<'_> {
         Ok(head)
     }
 
-    fn i16(&mut self, what: &'static str) -> Result<i16, RecordDecodeError> {
+    pub(crate) fn i16(&mut self, what: &'static str) -> Result<i16, RecordDecodeError> {
         Ok(i16::from_be_bytes(self.take(2, what)?.try_into().expect("2 bytes")))
     }
 
-    fn i32(&mut self, what: &'static str) -> Result<i32, RecordDecodeError> {
+    pub(crate) fn i32(&mut self, what: &'static str) -> Result<i32, RecordDecodeError> {
         Ok(i32::from_be_bytes(self.take(4, what)?.try_into().expect("4 bytes")))
     }
 
@@ -264,7 +285,7 @@ impl Reader<'_> {
         Ok(i64::from_be_bytes(self.take(8, what)?.try_into().expect("8 bytes")))
     }
 
-    fn nullable_string(&mut self, what: &'static str) -> Result<Option<String>, RecordDecodeError> {
+    pub(crate) fn nullable_string(&mut self, what: &'static str) -> Result<Option<String>, RecordDecodeError> {
         let length = self.i16(what)?;
         if length == -1 {
             return Ok(None);
@@ -277,7 +298,7 @@ impl Reader<'_> {
         Ok(Some(text.to_owned()))
     }
 
-    fn string(&mut self, what: &'static str) -> Result<String, RecordDecodeError> {
+    pub(crate) fn string(&mut self, what: &'static str) -> Result<String, RecordDecodeError> {
         self.nullable_string(what)?.ok_or(RecordDecodeError::Invalid { what, value: -1 })
     }
 
@@ -289,7 +310,7 @@ impl Reader<'_> {
         Ok(Bytes::copy_from_slice(self.take(length as usize, what)?))
     }
 
-    fn finish(&self, what: &'static str) -> Result<(), RecordDecodeError> {
+    pub(crate) fn finish(&self, what: &'static str) -> Result<(), RecordDecodeError> {
         if self.bytes.is_empty() {
             Ok(())
         } else {

@@ -304,7 +304,7 @@ impl<D: Disk> GroupCoordinators<D> {
                     shell
                         .coordinator
                         .groups()
-                        .map(|g| (g.group_id.clone(), g.protocol_type.clone().unwrap_or_default(), g.state.name())),
+                        .map(|g| (g.group_id.clone(), g.protocol_type.clone().unwrap_or_default(), g.state_name())),
                 ),
                 SlotState::Loading => loading = true,
                 SlotState::Unloaded => {}

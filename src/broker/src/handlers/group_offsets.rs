@@ -313,7 +313,7 @@ pub async fn describe_groups<D: Disk, C: Clock>(
             // Kafka describes an unknown group as Dead, without an error.
             Ok(None) => described.group_state = str_bytes("Dead"),
             Ok(Some(g)) => {
-                described.group_state = str_bytes(g.state.name());
+                described.group_state = str_bytes(g.state_name());
                 described.protocol_type = str_bytes(g.protocol_type.as_deref().unwrap_or(""));
                 let protocol = g.protocol_name.clone().unwrap_or_default();
                 described.protocol_data = str_bytes(&protocol);

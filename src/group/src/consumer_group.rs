@@ -1,0 +1,327 @@
+//! A KIP-848 consumer group (group type `consumer`): members that heartbeat with
+//! ConsumerGroupHeartbeat, a target assignment the broker computes with a server assignor, and
+//! each member's reconciliation towards its target.
+//!
+//! Epochs (KIP-848): the *group epoch* moves when membership, subscriptions, the chosen assignor
+//! or the subscribed topics' partition counts change; the target assignment is recomputed at
+//! once, so the *assignment epoch* equals the group epoch after every input. A *member epoch*
+//! reaches the assignment epoch once the member holds no partition outside its target.
+//!
+//! Reconciliation (Kafka's `CurrentAssignmentBuilder`): a member behind the target first gives
+//! up what it must revoke (state `UnrevokedPartitions`, epoch unchanged, until it reports it owns
+//! none of them); then it takes its target's partitions that no other member still holds, and
+//! its epoch moves to the assignment epoch (`UnreleasedPartitions` while some are still held
+//! elsewhere, else `Stable`). So a partition is never assigned to two members at once.
+
+use crate::assignor::{ServerAssignor, TopicPartitions};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Where a member is in its reconciliation (Kafka's `MemberState`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum MemberState {
+    Stable,
+    /// It must revoke `pending_revocation` before it moves on.
+    UnrevokedPartitions,
+    /// Its epoch is the assignment epoch, but part of its target is still held by others.
+    UnreleasedPartitions,
+}
+
+impl MemberState {
+    pub fn name(self) -> &'static str {
+        match self {
+            MemberState::Stable => "stable",
+            MemberState::UnrevokedPartitions => "unrevoked_partitions",
+            MemberState::UnreleasedPartitions => "unreleased_partitions",
+        }
+    }
+}
+
+/// One member of a consumer group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerMember {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub member_epoch: i32,
+    /// The epoch before the last move: a member whose answer was lost may heartbeat with it.
+    pub previous_member_epoch: i32,
+    pub state: MemberState,
+    pub subscribed_topics: BTreeSet<String>,
+    /// The assignor it asked for (`group.remote.assignor`), if any.
+    pub server_assignor: Option<String>,
+    pub rebalance_timeout_ms: i32,
+    /// The partitions it may consume now.
+    pub assigned: TopicPartitions,
+    /// Partitions it must give up before its epoch moves.
+    pub pending_revocation: TopicPartitions,
+    /// Removed when monotonic time passes this without a heartbeat (not stored).
+    pub(crate) session_deadline_ms: i64,
+    /// Fenced when its revocation takes longer than its rebalance timeout (not stored).
+    pub(crate) revocation_deadline_ms: Option<i64>,
+}
+
+/// The consumer group part of a group (Kafka's `ConsumerGroup`).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ConsumerGroup {
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub members: BTreeMap<String, ConsumerMember>,
+    /// Each member's target assignment of `assignment_epoch`.
+    pub target: BTreeMap<String, TopicPartitions>,
+    /// The subscribed topics' partition counts the target was computed from.
+    pub partition_counts: BTreeMap<String, i32>,
+    pub assignor: Option<ServerAssignor>,
+}
+
+/// How many partitions a set holds.
+pub fn partition_count(partitions: &TopicPartitions) -> usize {
+    partitions.values().map(BTreeSet::len).sum()
+}
+
+fn contains(partitions: &TopicPartitions, topic: &str, partition: i32) -> bool {
+    partitions.get(topic).is_some_and(|set| set.contains(&partition))
+}
+
+fn intersection(a: &TopicPartitions, b: &TopicPartitions) -> TopicPartitions {
+    let mut out = TopicPartitions::new();
+    for (topic, set) in a {
+        let common: BTreeSet<i32> = set.iter().copied().filter(|p| contains(b, topic, *p)).collect();
+        if !common.is_empty() {
+            out.insert(topic.clone(), common);
+        }
+    }
+    out
+}
+
+fn difference(a: &TopicPartitions, b: &TopicPartitions) -> TopicPartitions {
+    let mut out = TopicPartitions::new();
+    for (topic, set) in a {
+        let rest: BTreeSet<i32> = set.iter().copied().filter(|p| !contains(b, topic, *p)).collect();
+        if !rest.is_empty() {
+            out.insert(topic.clone(), rest);
+        }
+    }
+    out
+}
+
+fn overlaps(a: &TopicPartitions, b: &TopicPartitions) -> bool {
+    a.iter().any(|(topic, set)| set.iter().any(|p| contains(b, topic, *p)))
+}
+
+impl ConsumerGroup {
+    /// Kafka's consumer group states: `Empty`, `Reconciling` (a member is behind the
+    /// assignment epoch or not stable), `Stable` (`Assigning` never shows: targets are computed
+    /// at once).
+    pub fn state_name(&self) -> &'static str {
+        if self.members.is_empty() {
+            "Empty"
+        } else if self
+            .members
+            .values()
+            .all(|m| m.member_epoch == self.assignment_epoch && m.state == MemberState::Stable)
+        {
+            "Stable"
+        } else {
+            "Reconciling"
+        }
+    }
+
+    /// The assignor the target uses: the one most members ask for (ties: Kafka's order), or
+    /// the default, uniform (Kafka's `group.consumer.assignors`, first listed).
+    pub fn preferred_assignor(&self) -> ServerAssignor {
+        let mut votes: BTreeMap<ServerAssignor, usize> = BTreeMap::new();
+        for member in self.members.values() {
+            if let Some(assignor) = member.server_assignor.as_deref().and_then(ServerAssignor::parse) {
+                *votes.entry(assignor).or_default() += 1;
+            }
+        }
+        let best = votes.values().copied().max().unwrap_or(0);
+        ServerAssignor::ALL
+            .into_iter()
+            .find(|a| best > 0 && votes.get(a) == Some(&best))
+            .unwrap_or(ServerAssignor::Uniform)
+    }
+
+    /// Every subscribed topic's partition count in `counts` (0 for a topic that does not exist).
+    pub fn subscribed_counts(&self, counts: &BTreeMap<String, i32>) -> BTreeMap<String, i32> {
+        let topics: BTreeSet<&String> = self.members.values().flat_map(|m| &m.subscribed_topics).collect();
+        topics.into_iter().map(|t| (t.clone(), counts.get(t).copied().unwrap_or(0))).collect()
+    }
+
+    /// Bumps the group epoch and computes the new target assignment (KIP-848).
+    pub fn recompute(&mut self, counts: &BTreeMap<String, i32>) {
+        self.group_epoch += 1;
+        self.partition_counts = self.subscribed_counts(counts);
+        let assignor = self.preferred_assignor();
+        self.assignor = Some(assignor);
+        let members: BTreeMap<String, BTreeSet<String>> =
+            self.members.values().map(|m| (m.member_id.clone(), m.subscribed_topics.clone())).collect();
+        let existing: BTreeMap<String, i32> =
+            self.partition_counts.iter().filter(|(_, n)| **n > 0).map(|(t, n)| (t.clone(), *n)).collect();
+        self.target = crate::assignor::assign(assignor, &members, &existing, &self.target);
+        self.assignment_epoch = self.group_epoch;
+        self.check_invariants();
+    }
+
+    /// Whether another member than `member_id` holds (or must still revoke) the partition.
+    fn held_elsewhere(&self, member_id: &str, topic: &str, partition: i32) -> bool {
+        self.members.values().any(|m| {
+            m.member_id != member_id
+                && (contains(&m.assigned, topic, partition) || contains(&m.pending_revocation, topic, partition))
+        })
+    }
+
+    /// One step of `member_id`'s reconciliation, given what it reported owning (`None`: not
+    /// reported in this heartbeat). Returns whether anything about the member changed.
+    pub fn reconcile(&mut self, member_id: &str, owned: Option<&TopicPartitions>, now_ms: i64) -> bool {
+        let before = self.members[member_id].clone();
+        let member = &self.members[member_id];
+        if member.state == MemberState::UnrevokedPartitions {
+            // KIP-848: the member moves on once it reports owning none of the revoked partitions.
+            let revoked = owned.is_some_and(|owned| !overlaps(owned, &member.pending_revocation));
+            if !revoked {
+                return false;
+            }
+            let member = self.members.get_mut(member_id).expect("checked");
+            member.pending_revocation.clear();
+            member.revocation_deadline_ms = None;
+            member.state = MemberState::Stable;
+        }
+        let member = &self.members[member_id];
+        if member.member_epoch == self.assignment_epoch && member.state == MemberState::Stable {
+            return *member != before;
+        }
+        let target = self.target.get(member_id).cloned().unwrap_or_default();
+        let revoke = difference(&member.assigned, &target);
+        if !revoke.is_empty() {
+            let member = self.members.get_mut(member_id).expect("checked");
+            member.assigned = intersection(&member.assigned, &target);
+            member.pending_revocation = revoke;
+            member.state = MemberState::UnrevokedPartitions;
+            member.revocation_deadline_ms = Some(now_ms + i64::from(member.rebalance_timeout_ms));
+        } else {
+            let wanted = difference(&target, &member.assigned);
+            let mut assigned = member.assigned.clone();
+            let mut unreleased = false;
+            for (topic, set) in &wanted {
+                for partition in set {
+                    if self.held_elsewhere(member_id, topic, *partition) {
+                        unreleased = true;
+                    } else {
+                        assigned.entry(topic.clone()).or_default().insert(*partition);
+                    }
+                }
+            }
+            let epoch = self.assignment_epoch;
+            let member = self.members.get_mut(member_id).expect("checked");
+            member.assigned = assigned;
+            if member.member_epoch != epoch {
+                member.previous_member_epoch = member.member_epoch;
+                member.member_epoch = epoch;
+            }
+            member.state = if unreleased { MemberState::UnreleasedPartitions } else { MemberState::Stable };
+        }
+        self.check_invariants();
+        self.members[member_id] != before
+    }
+
+    /// KIP-848's guarantees, checked after every change. Crash if broken.
+    pub fn check_invariants(&self) {
+        assert_eq!(self.assignment_epoch, self.group_epoch, "targets are computed at once");
+        let mut holders: BTreeMap<(&str, i32), &str> = BTreeMap::new();
+        for member in self.members.values() {
+            assert!(member.member_epoch <= self.assignment_epoch, "{}: epoch ahead of the group", member.member_id);
+            assert_eq!(
+                member.state == MemberState::UnrevokedPartitions,
+                !member.pending_revocation.is_empty(),
+                "{}: revocation state and pending set agree",
+                member.member_id
+            );
+            let held = member.assigned.iter().chain(&member.pending_revocation);
+            for (topic, set) in held {
+                for partition in set {
+                    // KIP-848: a partition is owned by at most one member at a time.
+                    let previous = holders.insert((topic.as_str(), *partition), member.member_id.as_str());
+                    assert!(previous.is_none(), "{topic}-{partition} held by {previous:?} and {}", member.member_id);
+                }
+            }
+        }
+        for member_id in self.target.keys() {
+            assert!(self.members.contains_key(member_id), "a target for {member_id}, who is not a member");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: &str, topics: &[&str]) -> ConsumerMember {
+        ConsumerMember {
+            member_id: id.to_owned(),
+            instance_id: None,
+            rack_id: None,
+            client_id: "c".to_owned(),
+            client_host: "/127.0.0.1".to_owned(),
+            member_epoch: 0,
+            previous_member_epoch: -1,
+            state: MemberState::Stable,
+            subscribed_topics: topics.iter().map(|t| (*t).to_owned()).collect(),
+            server_assignor: None,
+            rebalance_timeout_ms: 10_000,
+            assigned: TopicPartitions::new(),
+            pending_revocation: TopicPartitions::new(),
+            session_deadline_ms: 0,
+            revocation_deadline_ms: None,
+        }
+    }
+
+    fn parts(topic: &str, ids: &[i32]) -> TopicPartitions {
+        [(topic.to_owned(), ids.iter().copied().collect())].into()
+    }
+
+    #[test]
+    fn a_partition_moves_only_after_its_owner_revokes_it() {
+        let counts: BTreeMap<String, i32> = [("t".to_owned(), 4)].into();
+        let mut group = ConsumerGroup::default();
+        group.members.insert("a".into(), member("a", &["t"]));
+        group.recompute(&counts);
+        assert!(group.reconcile("a", None, 0));
+        assert_eq!(group.members["a"].assigned, parts("t", &[0, 1, 2, 3]));
+        assert_eq!((group.members["a"].member_epoch, group.state_name()), (1, "Stable"));
+
+        group.members.insert("b".into(), member("b", &["t"]));
+        group.recompute(&counts);
+        assert_eq!(group.state_name(), "Reconciling");
+        // b's target is held by a: b moves to the new epoch but gets nothing yet.
+        group.reconcile("b", Some(&TopicPartitions::new()), 0);
+        assert_eq!(group.members["b"].state, MemberState::UnreleasedPartitions);
+        assert!(group.members["b"].assigned.is_empty());
+        // a must revoke two partitions; until it says it dropped them, its epoch stays.
+        group.reconcile("a", None, 0);
+        let a = &group.members["a"];
+        assert_eq!((a.state, a.member_epoch, partition_count(&a.assigned)), (MemberState::UnrevokedPartitions, 1, 2));
+        let still = parts("t", &[0, 1, 2, 3]);
+        assert!(!group.reconcile("a", Some(&still), 0), "still owning them changes nothing");
+        let kept = group.members["a"].assigned.clone();
+        group.reconcile("a", Some(&kept), 0);
+        assert_eq!((group.members["a"].state, group.members["a"].member_epoch), (MemberState::Stable, 2));
+        group.reconcile("b", None, 0);
+        assert_eq!(group.members["b"].state, MemberState::Stable);
+        assert_eq!(partition_count(&group.members["b"].assigned), 2);
+        assert_eq!(group.state_name(), "Stable");
+    }
+
+    #[test]
+    fn the_most_asked_for_assignor_wins() {
+        let mut group = ConsumerGroup::default();
+        assert_eq!(group.preferred_assignor(), ServerAssignor::Uniform);
+        let mut a = member("a", &["t"]);
+        a.server_assignor = Some("range".into());
+        group.members.insert("a".into(), a);
+        group.members.insert("b".into(), member("b", &["t"]));
+        assert_eq!(group.preferred_assignor(), ServerAssignor::Range);
+    }
+}
