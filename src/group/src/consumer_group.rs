@@ -150,6 +150,13 @@ impl ConsumerGroup {
         topics.into_iter().map(|t| (t.clone(), counts.get(t).copied().unwrap_or(0))).collect()
     }
 
+    /// Removes a member and its target (so a member rejoining under the same id starts from
+    /// nothing); the caller recomputes. Returns whether it was a member.
+    pub fn remove_member(&mut self, member_id: &str) -> bool {
+        self.target.remove(member_id);
+        self.members.remove(member_id).is_some()
+    }
+
     /// Bumps the group epoch and computes the new target assignment (KIP-848).
     pub fn recompute(&mut self, counts: &BTreeMap<String, i32>) {
         self.group_epoch += 1;

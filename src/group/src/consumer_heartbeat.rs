@@ -96,10 +96,9 @@ impl Coordinator {
         assert!(!member_id.is_empty(), "the shell gives every joining member an id");
 
         if hb.member_epoch == LEAVE_EPOCH || hb.member_epoch == STATIC_LEAVE_EPOCH {
-            if consumer.members.remove(&member_id).is_none() {
+            if !consumer.remove_member(&member_id) {
                 return Err((error::UNKNOWN_MEMBER_ID, "no such member"));
             }
-            consumer.target.remove(&member_id);
             consumer.recompute(&hb.partition_counts);
             if consumer.members.is_empty() {
                 group.state_timestamp_ms = wall_ms;
@@ -121,8 +120,7 @@ impl Coordinator {
                 return Err((error::GROUP_MAX_SIZE_REACHED, "group.max.size"));
             }
             // A known member rejoining at epoch 0 starts over (it was fenced, or restarted).
-            consumer.members.remove(&member_id);
-            consumer.target.remove(&member_id);
+            consumer.remove_member(&member_id);
             let member = ConsumerMember {
                 member_id: member_id.clone(),
                 instance_id: hb.instance_id.clone(),
@@ -218,8 +216,7 @@ impl Coordinator {
             return None;
         }
         for member_id in &expired {
-            consumer.members.remove(member_id);
-            consumer.target.remove(member_id);
+            consumer.remove_member(member_id);
         }
         let counts = consumer.partition_counts.clone();
         consumer.recompute(&counts);
