@@ -4,7 +4,7 @@
 Usage:
   groups_test.py confluent BOOTSTRAP       confluent-kafka (librdkafka 2.16) scenario below
   groups_test.py kafka-python BOOTSTRAP    kafka-python scenario below
-  groups_test.py member BOOTSTRAP TOPIC GROUP NAME
+  groups_test.py member BOOTSTRAP TOPIC GROUP NAME [--protocol classic|consumer]
                                            one group member in a process of its own (the
                                            confluent scenario kills it with -9); prints its
                                            assignment as a JSON line whenever it changes
@@ -135,22 +135,19 @@ class Member:
     """One confluent-kafka group member in this process, polled by pump()."""
 
     def __init__(self, name: str, bootstrap: str, group: str, topic: str, strategy: str | None = None,
-                 auto_commit: bool = True):
+                 auto_commit: bool = True, protocol: str = "classic"):
         c = ck()
         conf = {
             "bootstrap.servers": bootstrap,
             "group.id": group,
             "client.id": name,
-            "session.timeout.ms": SESSION_TIMEOUT_MS,
-            "heartbeat.interval.ms": HEARTBEAT_INTERVAL_MS,
             "enable.auto.commit": auto_commit,
             "auto.commit.interval.ms": 1000,
             "auto.offset.reset": "earliest",
             "fetch.wait.max.ms": 100,
             "topic.metadata.refresh.interval.ms": 2000,
         }
-        if strategy:
-            conf["partition.assignment.strategy"] = strategy
+        conf.update(protocol_conf(protocol, strategy))
         if DEBUG:
             conf["debug"] = "cgrp"
         self.name = name
@@ -205,6 +202,21 @@ class Member:
             if s == step and p not in out:
                 out[p] = o
         return out
+
+
+def protocol_conf(protocol: str, strategy: str | None) -> dict:
+    """The group settings of a member of `protocol`: the classic protocol's session, heartbeat
+    and client-side assignor, or KIP-848's (`group.protocol=consumer`), where the broker sets
+    the timing and `strategy` names a server-side assignor."""
+    if protocol == "consumer":
+        conf = {"group.protocol": "consumer"}
+        if strategy:
+            conf["group.remote.assignor"] = strategy
+        return conf
+    conf = {"session.timeout.ms": SESSION_TIMEOUT_MS, "heartbeat.interval.ms": HEARTBEAT_INTERVAL_MS}
+    if strategy:
+        conf["partition.assignment.strategy"] = strategy
+    return conf
 
 
 def pump(members, done, what: str, limit_s: float, hard_s: float | None = None,
@@ -331,10 +343,11 @@ def check_described(admin, group: str, members: list[Member], assignor: str, pro
 class ChildMember:
     """A group member in another process (`groups_test.py member`), to be killed with -9."""
 
-    def __init__(self, bootstrap: str, topic: str, group: str, name: str):
+    def __init__(self, bootstrap: str, topic: str, group: str, name: str, protocol: str = "classic"):
         self.name = name
         self.proc = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "member", bootstrap, topic, group, name],
+            [sys.executable, os.path.abspath(__file__), "member", bootstrap, topic, group, name,
+             "--protocol", protocol],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=None, text=True)
         _children.append(self.proc)
         self.assignment: list[int] | None = None
@@ -371,8 +384,8 @@ def cmd_member(a) -> int:
     """A plain member: polls and prints its assignment on every change; never commits."""
     k = ck()
     conf = {"bootstrap.servers": a.bootstrap, "group.id": a.group, "client.id": a.name,
-            "session.timeout.ms": SESSION_TIMEOUT_MS, "heartbeat.interval.ms": HEARTBEAT_INTERVAL_MS,
             "enable.auto.commit": False, "auto.offset.reset": "earliest", "fetch.wait.max.ms": 100}
+    conf.update(protocol_conf(a.protocol, None))
     if DEBUG:
         conf["debug"] = "cgrp"
     c = k.Consumer(conf)
@@ -862,6 +875,7 @@ def main(argv=None) -> int:
     sp = sub.add_parser("member")
     for arg in ("bootstrap", "topic", "group", "name"):
         sp.add_argument(arg)
+    sp.add_argument("--protocol", choices=("classic", "consumer"), default="classic")
     sp = sub.add_parser("kcat-input")
     sp.add_argument("--run", required=True)
     sp.add_argument("--records", type=int, required=True)

@@ -32,6 +32,13 @@ pub async fn dispatch<D: Disk, C: Clock>(state: &Arc<BrokerState<D, C>>, request
             let client_id = request.header.client_id.as_deref().unwrap_or("");
             handlers::groups::join_group(state, body, version, client_id, peer).await
         }
+        RequestKind::ConsumerGroupHeartbeat(body) => {
+            let client_id = request.header.client_id.as_deref().unwrap_or("");
+            handlers::consumer_protocol::consumer_group_heartbeat(state, body, version, client_id, peer).await
+        }
+        RequestKind::ConsumerGroupDescribe(body) => {
+            Reply::Ready(Box::new(handlers::consumer_protocol::consumer_group_describe(state, body, version).await))
+        }
         RequestKind::SyncGroup(body) => handlers::groups::sync_group(state, body, version).await,
         RequestKind::Heartbeat(body) => handlers::groups::heartbeat(state, body).await,
         RequestKind::LeaveGroup(body) => handlers::groups::leave_group(state, body, version).await,

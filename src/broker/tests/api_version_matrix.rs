@@ -164,6 +164,20 @@ fn run_case(matrix: &Matrix, api_key: ApiKey, version: i16) {
         ApiKey::ListGroups => matrix_groups::list_groups(&matrix.broker, DATA_TOPIC, version),
         ApiKey::DescribeGroups => matrix_groups::describe_groups(&matrix.broker, version),
         ApiKey::DeleteGroups => matrix_groups::delete_groups(&matrix.broker, DATA_TOPIC, version),
+        ApiKey::ConsumerGroupHeartbeat => matrix_groups::consumer_group_heartbeat(
+            &matrix.broker,
+            DATA_TOPIC,
+            matrix.data_topic_id,
+            PARTITIONS,
+            version,
+        ),
+        ApiKey::ConsumerGroupDescribe => matrix_groups::consumer_group_describe(
+            &matrix.broker,
+            DATA_TOPIC,
+            matrix.data_topic_id,
+            PARTITIONS,
+            version,
+        ),
         other => panic!("no scenario for {other:?}: add one to this matrix"),
     }
 }

@@ -60,6 +60,14 @@ pub struct ServeArgs {
     /// [default: 6000].
     #[arg(long, env = "SLUICE_GROUP_MIN_SESSION_TIMEOUT_MS")]
     group_min_session_timeout_ms: Option<i32>,
+    /// How long a KIP-848 consumer group member may go without a heartbeat
+    /// (group.consumer.session.timeout.ms) [default: 45000].
+    #[arg(long, env = "SLUICE_GROUP_CONSUMER_SESSION_TIMEOUT_MS")]
+    group_consumer_session_timeout_ms: Option<i32>,
+    /// How often a KIP-848 consumer group member heartbeats (group.consumer.heartbeat.interval.ms)
+    /// [default: 5000].
+    #[arg(long, env = "SLUICE_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS")]
+    group_consumer_heartbeat_interval_ms: Option<i32>,
     /// How long an empty group's committed offsets are kept (offsets.retention.minutes)
     /// [default: 10080, 7 days].
     #[arg(long, env = "SLUICE_OFFSETS_RETENTION_MINUTES")]
@@ -86,6 +94,8 @@ struct FileConfig {
     offsets_topic_num_partitions: Option<i32>,
     group_initial_rebalance_delay_ms: Option<i64>,
     group_min_session_timeout_ms: Option<i32>,
+    group_consumer_session_timeout_ms: Option<i32>,
+    group_consumer_heartbeat_interval_ms: Option<i32>,
     offsets_retention_minutes: Option<i64>,
     log_cleaner_backoff_ms: Option<u64>,
 }
@@ -138,6 +148,18 @@ impl ServeArgs {
             );
             config.group.session_timeout_ms_min = v;
         }
+        if let Some(v) = self.group_consumer_session_timeout_ms.or(file.group_consumer_session_timeout_ms) {
+            config.group.consumer_session_timeout_ms = v;
+        }
+        if let Some(v) = self.group_consumer_heartbeat_interval_ms.or(file.group_consumer_heartbeat_interval_ms) {
+            config.group.consumer_heartbeat_interval_ms = v;
+        }
+        // Kafka requires the heartbeat interval below the session timeout.
+        anyhow::ensure!(
+            config.group.consumer_heartbeat_interval_ms >= 1
+                && config.group.consumer_heartbeat_interval_ms < config.group.consumer_session_timeout_ms,
+            "--group-consumer-heartbeat-interval-ms must be in 1..--group-consumer-session-timeout-ms"
+        );
         if let Some(v) = self.offsets_retention_minutes.or(file.offsets_retention_minutes) {
             anyhow::ensure!(v >= 1, "--offsets-retention-minutes must be >= 1");
             config.group.offsets_retention_ms = v.saturating_mul(60_000);

@@ -35,7 +35,7 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     range(ApiKey::LeaveGroup, 0, 5),
     range(ApiKey::SyncGroup, 0, 5),
     range(ApiKey::DescribeGroups, 0, 5),
-    range(ApiKey::ListGroups, 0, 4),
+    range(ApiKey::ListGroups, 0, 5),
     range(ApiKey::ApiVersions, 0, 4),
     range(ApiKey::CreateTopics, 2, 7),
     range(ApiKey::DeleteTopics, 1, 6),
@@ -52,6 +52,8 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     range(ApiKey::AlterPartitionReassignments, 0, 1),
     range(ApiKey::ListPartitionReassignments, 0, 0),
     range(ApiKey::OffsetDelete, 0, 0),
+    range(ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    range(ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 /// The range for an API, if Sluice serves it.

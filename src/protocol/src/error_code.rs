@@ -56,6 +56,9 @@ pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
 pub const FENCED_INSTANCE_ID: i16 = 82;
 pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
 pub const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+pub const FENCED_MEMBER_EPOCH: i16 = 110;
+pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
+pub const STALE_MEMBER_EPOCH: i16 = 113;
 
 /// The protocol name of an error code, for logs and the CLI.
 pub fn name(code: i16) -> &'static str {
@@ -113,6 +116,9 @@ pub fn name(code: i16) -> &'static str {
         FENCED_INSTANCE_ID => "FENCED_INSTANCE_ID",
         GROUP_SUBSCRIBED_TO_TOPIC => "GROUP_SUBSCRIBED_TO_TOPIC",
         UNSTABLE_OFFSET_COMMIT => "UNSTABLE_OFFSET_COMMIT",
+        FENCED_MEMBER_EPOCH => "FENCED_MEMBER_EPOCH",
+        UNSUPPORTED_ASSIGNOR => "UNSUPPORTED_ASSIGNOR",
+        STALE_MEMBER_EPOCH => "STALE_MEMBER_EPOCH",
         _ => "UNKNOWN",
     }
 }

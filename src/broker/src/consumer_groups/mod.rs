@@ -56,6 +56,17 @@ pub const WRITE_TIMEOUT_MS: u64 = 5_000;
 /// Bytes read from the log per step while loading.
 pub const LOAD_READ_BYTES: u32 = 1024 * 1024;
 
+/// One group as ListGroups shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupListing {
+    pub group_id: String,
+    pub protocol_type: String,
+    /// Kafka's state name (`Stable`, `Empty`, ...).
+    pub state: &'static str,
+    /// KIP-848's group type: `classic` or `consumer`.
+    pub group_type: &'static str,
+}
+
 /// Why a group request was not given to a coordinator (Kafka's codes for it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NotServed {

@@ -6,7 +6,7 @@
 //! emitted them. A completion task per loaded coordinator reports them durable in that order.
 
 use super::load::encode_write;
-use super::{GroupCoordinators, NotServed, WRITE_TIMEOUT_MS, WRITES_IN_FLIGHT_MAX};
+use super::{GroupCoordinators, GroupListing, NotServed, WRITE_TIMEOUT_MS, WRITES_IN_FLIGHT_MAX};
 use crate::partition::{Partition, Watermarks};
 use crate::state::BrokerState;
 use sluice_group::{
@@ -287,10 +287,9 @@ impl<D: Disk> GroupCoordinators<D> {
         self.read(state, group_id, |c| c.group(group_id).cloned()).await
     }
 
-    /// Every group this broker coordinates as (group id, protocol type, state name), and
-    /// whether some partition is still loading (ListGroups then says
-    /// COORDINATOR_LOAD_IN_PROGRESS with what it has).
-    pub async fn list<C: Clock>(&self, state: &Arc<BrokerState<D, C>>) -> (Vec<(String, String, &'static str)>, bool) {
+    /// Every group this broker coordinates, and whether some partition is still loading
+    /// (ListGroups then says COORDINATOR_LOAD_IN_PROGRESS with what it has).
+    pub async fn list<C: Clock>(&self, state: &Arc<BrokerState<D, C>>) -> (Vec<GroupListing>, bool) {
         let me = NodeId(state.config.node_id);
         let mut groups = Vec::new();
         let mut loading = false;
@@ -300,12 +299,12 @@ impl<D: Disk> GroupCoordinators<D> {
             }
             let guard = slot.state.lock().await;
             match &*guard {
-                SlotState::Loaded(shell) => groups.extend(
-                    shell
-                        .coordinator
-                        .groups()
-                        .map(|g| (g.group_id.clone(), g.protocol_type.clone().unwrap_or_default(), g.state_name())),
-                ),
+                SlotState::Loaded(shell) => groups.extend(shell.coordinator.groups().map(|g| GroupListing {
+                    group_id: g.group_id.clone(),
+                    protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                    state: g.state_name(),
+                    group_type: g.group_type(),
+                })),
                 SlotState::Loading => loading = true,
                 SlotState::Unloaded => {}
             }

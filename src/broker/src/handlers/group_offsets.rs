@@ -276,18 +276,25 @@ pub async fn list_groups<D: Disk, C: Clock>(
 ) -> ResponseKind {
     let (groups, loading) = state.groups.list(state).await;
     let states: Vec<String> = request.states_filter.iter().map(|s| s.to_string().to_lowercase()).collect();
+    // KIP-848 (v5): filter by group type, case-insensitively as Kafka does.
+    let types: Vec<String> = request.types_filter.iter().map(|s| s.to_string().to_lowercase()).collect();
     let mut response = ListGroupsResponse::default();
     if loading {
         response.error_code = error_code::COORDINATOR_LOAD_IN_PROGRESS;
     }
     response.groups = groups
         .into_iter()
-        .filter(|(_, _, group_state)| states.is_empty() || states.contains(&group_state.to_lowercase()))
-        .map(|(id, protocol_type, group_state)| {
-            let mut listed =
-                ListedGroup::default().with_group_id(group_name(&id)).with_protocol_type(str_bytes(&protocol_type));
+        .filter(|g| states.is_empty() || states.contains(&g.state.to_lowercase()))
+        .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type))
+        .map(|g| {
+            let mut listed = ListedGroup::default()
+                .with_group_id(group_name(&g.group_id))
+                .with_protocol_type(str_bytes(&g.protocol_type));
             if version >= 4 {
-                listed.group_state = str_bytes(group_state);
+                listed.group_state = str_bytes(g.state);
+            }
+            if version >= 5 {
+                listed.group_type = str_bytes(g.group_type);
             }
             listed
         })
@@ -310,8 +317,10 @@ pub async fn describe_groups<D: Disk, C: Clock>(
             continue;
         }
         match state.groups.describe(state, &group).await {
-            // Kafka describes an unknown group as Dead, without an error.
+            // Kafka describes an unknown group as Dead, without an error; and a consumer group
+            // (KIP-848) too: DescribeGroups only describes classic groups.
             Ok(None) => described.group_state = str_bytes("Dead"),
+            Ok(Some(g)) if g.consumer.is_some() => described.group_state = str_bytes("Dead"),
             Ok(Some(g)) => {
                 described.group_state = str_bytes(g.state_name());
                 described.protocol_type = str_bytes(g.protocol_type.as_deref().unwrap_or(""));

@@ -4,6 +4,7 @@
 pub mod api_versions;
 pub mod cluster;
 pub mod configs;
+pub mod consumer_protocol;
 pub mod fetch;
 pub mod group_offsets;
 pub mod groups;

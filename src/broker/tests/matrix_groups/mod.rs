@@ -8,8 +8,11 @@
 //! request after `__consumer_offsets` is created may find its coordinator loading
 //! (COORDINATOR_LOAD_IN_PROGRESS): `until_loaded` retries it for a bounded time.
 
+mod consumer_protocol;
+
 use crate::common::*;
 use bytes::Bytes;
+pub use consumer_protocol::{consumer_group_describe, consumer_group_heartbeat};
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
@@ -377,19 +380,40 @@ pub fn list_groups(broker: &TestBroker, data_topic: &str, version: i16) {
         assert_eq!(listed.group_state.as_str(), "Empty");
         assert!(response.groups.iter().all(|g| g.group_state.as_str() == "Empty"), "the state filter applies");
     }
+    if version >= 5 {
+        // KIP-848: the group type, and a filter by it (case-insensitive).
+        assert_eq!(listed.group_type.as_str(), "classic");
+        let consumer_group = format!("list-consumer-v{version}");
+        consumer_protocol::join_alone(&mut client, &consumer_group, data_topic);
+        let request = ListGroupsRequest::default().with_types_filter(vec![string("Consumer")]);
+        let response = client.call(version, request);
+        assert_eq!(response.error_code, NONE);
+        let ids: Vec<&str> = response.groups.iter().map(|g| g.group_id.0.as_str()).collect();
+        assert!(ids.contains(&consumer_group.as_str()) && !ids.contains(&group_id.as_str()), "typed: {ids:?}");
+        assert!(response.groups.iter().all(|g| g.group_type.as_str() == "consumer"), "the type filter applies");
+    }
 }
 
 pub fn describe_groups(broker: &TestBroker, version: i16) {
     let mut client = broker.client();
     let group_id = format!("describe-v{version}");
     let (member_id, _) = stable_group(&mut client, &group_id);
-    let mut request =
-        DescribeGroupsRequest::default().with_groups(vec![group(&group_id), group("never-seen"), group("")]);
+    // KIP-848: DescribeGroups describes classic groups only; a consumer group reads as Dead.
+    let consumer_group = format!("describe-consumer-v{version}");
+    consumer_protocol::join_alone(&mut client, &consumer_group, "matrix");
+    let mut request = DescribeGroupsRequest::default().with_groups(vec![
+        group(&group_id),
+        group("never-seen"),
+        group(""),
+        group(&consumer_group),
+    ]);
     if version >= 3 {
         request.include_authorized_operations = false;
     }
     let response = client.call(version, request);
-    let [live, dead, empty] = &response.groups[..] else { panic!("three groups described") };
+    let [live, dead, empty, consumer] = &response.groups[..] else { panic!("four groups described") };
+    assert_eq!((consumer.error_code, consumer.group_state.as_str()), (NONE, "Dead"));
+    assert!(consumer.members.is_empty());
     assert_eq!((live.error_code, live.group_state.as_str()), (NONE, "Stable"));
     assert_eq!((live.protocol_type.as_str(), live.protocol_data.as_str()), ("consumer", "range"));
     assert_eq!(live.members.len(), 1);
