@@ -185,6 +185,20 @@ pub struct OffsetCommitResponse {
     pub partitions: Vec<(TopicPartition, ErrorCode)>,
 }
 
+/// OffsetFetch of one group (v8+ carry several, each one of these).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OffsetFetch {
+    pub group_id: String,
+    /// `None`: every partition the group has committed (v2+).
+    pub partitions: Option<Vec<TopicPartition>>,
+    /// v7+ (KIP-447).
+    pub require_stable: bool,
+    /// v9+ (KIP-848): the member of a consumer group that fetches, checked with its epoch.
+    /// `None` with epoch -1: the admin client, or a version without these fields.
+    pub member_id: Option<String>,
+    pub member_epoch: i32,
+}
+
 /// One answer of OffsetFetch: offset -1 when nothing is committed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FetchedOffset {
@@ -229,6 +243,9 @@ pub struct ConsumerGroupHeartbeat {
     pub rebalance_timeout_ms: i32,
     /// `None`: unchanged.
     pub subscribed_topic_names: Option<Vec<String>>,
+    /// v1 only (KIP-848, RE2/J syntax, matched against whole topic names). `None`: unchanged;
+    /// `Some("")`: no regex, as Kafka reads an empty one.
+    pub subscribed_topic_regex: Option<String>,
     pub server_assignor: Option<String>,
     /// The partitions the member owns now; `None`: unchanged.
     pub owned: Option<crate::assignor::TopicPartitions>,

@@ -13,11 +13,15 @@ pub struct GroupConfig {
     /// starting up rebalances once (KIP-134).
     pub initial_rebalance_delay_ms: i64,
     /// `group.max.size`: members per group; the next JoinGroup is GROUP_MAX_SIZE_REACHED.
+    /// Handed-out member ids (KIP-394) do not count; during a rebalance the members waiting in
+    /// JoinGroup do (Kafka's `acceptJoiningMember`); a group loaded over it rebalances.
     pub group_size_max: usize,
     /// `offset.metadata.max.bytes`: a longer commit metadata string is OFFSET_METADATA_TOO_LARGE.
     pub offset_metadata_bytes_max: usize,
     /// `offsets.retention.minutes` in ms: an empty group's offsets expire this long after the
-    /// group became empty (KIP-211); a standalone commit's, this long after the commit.
+    /// group became empty (KIP-211); a standalone commit's, this long after the commit; so do
+    /// a Stable consumer group's offsets of topics it no longer subscribes to (KIP-496), and a
+    /// KIP-848 group's of topics no member subscribes to.
     pub offsets_retention_ms: i64,
     /// Groups one coordinator (one `__consumer_offsets` partition) holds at most.
     pub groups_max: usize,

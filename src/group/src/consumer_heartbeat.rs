@@ -5,14 +5,19 @@
 //! A heartbeat that changes what is stored (membership, subscriptions, epochs, assignments) is
 //! answered once the group's record is durable, as Kafka's new coordinator answers after its
 //! records commit; one that changes nothing is answered at once.
+//!
+//! A subscription regex (v1) is compiled when a member sends a new one: one that does not
+//! compile gets INVALID_REGULAR_EXPRESSION and changes nothing (Kafka's
+//! `throwIfRegularExpressionIsInvalid`), checked where Kafka checks it: after the member's epoch.
 
 use crate::api::{ConsumerGroupHeartbeat, ConsumerGroupHeartbeatResponse, Response, Token};
 use crate::assignor::{ServerAssignor, TopicPartitions};
-use crate::consumer_group::{ConsumerGroup, ConsumerMember, MemberState};
+use crate::consumer_group::{ConsumerGroup, ConsumerMember, MemberState, compile_topic_regex};
 use crate::coordinator::{Coordinator, PendingWrite};
 use crate::error::{self, ErrorCode};
 use crate::group::Group;
 use crate::records::OffsetsRecord;
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 /// KIP-848: `member_epoch` values with a meaning of their own.
@@ -21,6 +26,22 @@ const LEAVE_EPOCH: i32 = -1;
 const STATIC_LEAVE_EPOCH: i32 = -2;
 /// Topics one subscription may name (bounds the request, as `group.max.size` bounds members).
 pub const SUBSCRIBED_TOPICS_MAX: usize = 10_000;
+
+/// Why a heartbeat is refused: Kafka's error code and message.
+type Refusal = (ErrorCode, Cow<'static, str>);
+
+/// The heartbeat's regex: `None` unchanged, `Some(None)` none (KIP-848: an empty regex is
+/// none), `Some(Some(_))` a regex that compiles.
+fn checked_regex(regex: Option<&str>) -> Result<Option<Option<String>>, Refusal> {
+    match regex {
+        None => Ok(None),
+        Some("") => Ok(Some(None)),
+        Some(pattern) => match compile_topic_regex(pattern) {
+            Ok(_) => Ok(Some(Some(pattern.to_owned()))),
+            Err(message) => Err((error::INVALID_REGULAR_EXPRESSION, message.into())),
+        },
+    }
+}
 
 impl Coordinator {
     pub(crate) fn consumer_heartbeat(&mut self, token: Token, heartbeat: ConsumerGroupHeartbeat) {
@@ -33,7 +54,7 @@ impl Coordinator {
                 None => self.respond(token, Response::ConsumerHeartbeat(response)),
             },
             Err((code, message)) => {
-                let response = ConsumerGroupHeartbeatResponse::error(code, message);
+                let response = ConsumerGroupHeartbeatResponse::error(code, &message);
                 self.respond(token, Response::ConsumerHeartbeat(response));
             }
         }
@@ -43,42 +64,52 @@ impl Coordinator {
     fn try_consumer_heartbeat(
         &mut self,
         hb: ConsumerGroupHeartbeat,
-    ) -> Result<(ConsumerGroupHeartbeatResponse, Option<String>), (ErrorCode, &'static str)> {
+    ) -> Result<(ConsumerGroupHeartbeatResponse, Option<String>), Refusal> {
         if hb.group_id.is_empty() {
-            return Err((error::INVALID_GROUP_ID, "the group id is empty"));
+            return Err((error::INVALID_GROUP_ID, "the group id is empty".into()));
         }
         if hb.subscribed_topic_names.as_ref().is_some_and(|t| t.len() > SUBSCRIBED_TOPICS_MAX) {
-            return Err((error::INVALID_REQUEST, "too many subscribed topics"));
+            return Err((error::INVALID_REQUEST, "too many subscribed topics".into()));
         }
         if let Some(name) = &hb.server_assignor
             && ServerAssignor::parse(name).is_none()
         {
-            return Err((error::UNSUPPORTED_ASSIGNOR, "the assignors are uniform and range"));
+            return Err((error::UNSUPPORTED_ASSIGNOR, "the assignors are uniform and range".into()));
         }
         let joining = hb.member_epoch == JOIN_EPOCH;
-        if joining && (hb.subscribed_topic_names.is_none() || hb.rebalance_timeout_ms <= 0) {
-            return Err((error::INVALID_REQUEST, "a joining member sends its subscription and rebalance timeout"));
+        // Kafka 4.x: a joining member sends names or a regex (either may be empty: subscribed
+        // to nothing, yet a member).
+        let no_subscription = hb.subscribed_topic_names.is_none() && hb.subscribed_topic_regex.is_none();
+        if joining && (no_subscription || hb.rebalance_timeout_ms <= 0) {
+            return Err((
+                error::INVALID_REQUEST,
+                "a joining member sends its subscription and rebalance timeout".into(),
+            ));
+        }
+        let regex = checked_regex(hb.subscribed_topic_regex.as_deref());
+        if joining && let Err(refusal) = &regex {
+            return Err(refusal.clone()); // before the group or the member exists
         }
         if !joining && hb.member_id.is_empty() {
-            return Err((error::UNKNOWN_MEMBER_ID, "only a joining member has no id"));
+            return Err((error::UNKNOWN_MEMBER_ID, "only a joining member has no id".into()));
         }
         let now_ms = self.now.monotonic_ms;
         if !self.groups.contains_key(&hb.group_id) {
             if !joining {
-                return Err((error::UNKNOWN_MEMBER_ID, "no such group"));
+                return Err((error::UNKNOWN_MEMBER_ID, "no such group".into()));
             }
             if self.groups.len() >= self.config.groups_max {
-                return Err((error::COORDINATOR_NOT_AVAILABLE, "this coordinator holds its most groups"));
+                return Err((error::COORDINATOR_NOT_AVAILABLE, "this coordinator holds its most groups".into()));
             }
             self.groups.insert(hb.group_id.clone(), Group::new(&hb.group_id, self.now.wall_ms));
         }
         let group = self.groups.get_mut(&hb.group_id).expect("inserted above");
         if group.consumer.is_none() {
             if !group.is_empty() {
-                return Err((error::GROUP_ID_NOT_FOUND, "the group is a classic group with members"));
+                return Err((error::GROUP_ID_NOT_FOUND, "the group is a classic group with members".into()));
             }
             if !joining {
-                return Err((error::UNKNOWN_MEMBER_ID, "no such member"));
+                return Err((error::UNKNOWN_MEMBER_ID, "no such member".into()));
             }
             // An empty classic group becomes a consumer group (KIP-848), keeping its offsets.
             group.consumer = Some(ConsumerGroup::default());
@@ -97,7 +128,7 @@ impl Coordinator {
 
         if hb.member_epoch == LEAVE_EPOCH || hb.member_epoch == STATIC_LEAVE_EPOCH {
             if !consumer.remove_member(&member_id) {
-                return Err((error::UNKNOWN_MEMBER_ID, "no such member"));
+                return Err((error::UNKNOWN_MEMBER_ID, "no such member".into()));
             }
             consumer.recompute(&hb.partition_counts);
             if consumer.members.is_empty() {
@@ -117,7 +148,7 @@ impl Coordinator {
         let mut bump = false;
         if joining {
             if !consumer.members.contains_key(&member_id) && consumer.members.len() >= size_max {
-                return Err((error::GROUP_MAX_SIZE_REACHED, "group.max.size"));
+                return Err((error::GROUP_MAX_SIZE_REACHED, "group.max.size".into()));
             }
             // A known member rejoining at epoch 0 starts over (it was fenced, or restarted).
             consumer.remove_member(&member_id);
@@ -131,6 +162,7 @@ impl Coordinator {
                 previous_member_epoch: -1,
                 state: MemberState::Stable,
                 subscribed_topics: BTreeSet::new(),
+                subscribed_topic_regex: None,
                 server_assignor: None,
                 rebalance_timeout_ms: hb.rebalance_timeout_ms,
                 assigned: TopicPartitions::new(),
@@ -142,7 +174,7 @@ impl Coordinator {
             bump = true;
         }
         let Some(member) = consumer.members.get_mut(&member_id) else {
-            return Err((error::UNKNOWN_MEMBER_ID, "no such member"));
+            return Err((error::UNKNOWN_MEMBER_ID, "no such member".into()));
         };
         if !joining {
             // Kafka's `throwIfMemberEpochIsInvalid`: ahead is fenced; behind only as the
@@ -153,9 +185,10 @@ impl Coordinator {
             let valid =
                 hb.member_epoch == member.member_epoch || (hb.member_epoch == member.previous_member_epoch && owned_ok);
             if !valid {
-                return Err((error::FENCED_MEMBER_EPOCH, "the member epoch is not the member's"));
+                return Err((error::FENCED_MEMBER_EPOCH, "the member epoch is not the member's".into()));
             }
         }
+        let regex = regex?;
         member.session_deadline_ms = now_ms + session_ms;
         if hb.rebalance_timeout_ms > 0 {
             member.rebalance_timeout_ms = hb.rebalance_timeout_ms;
@@ -167,11 +200,18 @@ impl Coordinator {
                 bump = true;
             }
         }
+        if let Some(regex) = regex
+            && regex != member.subscribed_topic_regex
+        {
+            member.subscribed_topic_regex = regex;
+            bump = true;
+        }
         if hb.server_assignor.is_some() && hb.server_assignor != member.server_assignor {
             member.server_assignor = hb.server_assignor.clone();
             bump = true;
         }
-        // KIP-848: a subscribed topic's partition count changing bumps the group epoch too.
+        // KIP-848: a subscribed topic's partition count changing bumps the group epoch too, and
+        // so does a topic appearing or going away that a member's regex matches.
         if bump || consumer.subscribed_counts(&hb.partition_counts) != consumer.partition_counts {
             consumer.recompute(&hb.partition_counts);
             bump = true;

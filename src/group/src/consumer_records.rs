@@ -1,21 +1,31 @@
 //! The value of a KIP-848 consumer group's `__consumer_offsets` record (key version 3), in
 //! Sluice's own layout: the whole group, so one record rebuilds it (`records.rs` says why).
 //!
-//! Layout (big-endian; strings and arrays as in `records.rs`): value version i16 = 0, group
+//! Layout (big-endian; strings and arrays as in `records.rs`): value version i16 = 1, group
 //! epoch i32, assignment epoch i32, assignor name?, partition counts [topic, count i32],
 //! members [member id, instance id?, rack id?, client id, client host, member epoch i32,
-//! previous epoch i32, state i8, subscribed [topic], assignor?, rebalance timeout i32,
-//! assigned partitions, pending revocation], targets [member id, partitions]. Partitions are
-//! [topic, [partition i32]]. Session and revocation deadlines are not stored: a new coordinator
-//! starts every session afresh, as the classic protocol's load does.
+//! previous epoch i32, state i8, subscribed [topic], subscribed regex?, assignor?, rebalance
+//! timeout i32, assigned partitions, pending revocation], targets [member id, partitions].
+//! Partitions are [topic, [partition i32]]. Session and revocation deadlines are not stored: a
+//! new coordinator starts every session afresh, as the classic protocol's load does. What the
+//! regexes matched is not stored either: `partition_counts` holds the topics the target was
+//! computed for, and the next heartbeat matches the regexes again.
+//!
+//! Version 0 (before regex subscriptions, KIP-848 v1) is version 1 without the subscribed regex;
+//! both decode, and only version 1 is written.
 
 use crate::assignor::{ServerAssignor, TopicPartitions};
-use crate::consumer_group::{ConsumerGroup, ConsumerMember, MemberState};
+use crate::consumer_group::{
+    ConsumerGroup, ConsumerMember, MemberState, RegexMatches, SUBSCRIBED_TOPIC_REGEX_BYTES_MAX,
+};
 use crate::records::{Reader, RecordDecodeError, put_nullable_string, put_string};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::collections::{BTreeMap, BTreeSet};
 
-const VALUE_VERSION: i16 = 0;
+/// The version written.
+const VALUE_VERSION: i16 = 1;
+/// The first version with each member's subscribed regex.
+const REGEX_VERSION: i16 = 1;
 /// Entries one decoded array may hold (bounds what a corrupt count could allocate).
 const ARRAY_ENTRIES_MAX: usize = 1_000_000;
 
@@ -67,6 +77,13 @@ pub(crate) fn encode(group: &ConsumerGroup) -> Bytes {
         for topic in &m.subscribed_topics {
             put_string(&mut out, topic);
         }
+        // Paired with the decoder's check: a stored regex is never empty, and was bounded.
+        assert!(
+            m.subscribed_topic_regex
+                .as_ref()
+                .is_none_or(|r| !r.is_empty() && r.len() <= SUBSCRIBED_TOPIC_REGEX_BYTES_MAX)
+        );
+        put_nullable_string(&mut out, m.subscribed_topic_regex.as_deref());
         put_nullable_string(&mut out, m.server_assignor.as_deref());
         out.put_i32(m.rebalance_timeout_ms);
         put_partitions(&mut out, &m.assigned);
@@ -104,7 +121,7 @@ fn partitions(reader: &mut Reader<'_>) -> Result<TopicPartitions, RecordDecodeEr
 pub(crate) fn decode(bytes: &[u8]) -> Result<ConsumerGroup, RecordDecodeError> {
     let mut r = Reader { bytes };
     let version = r.i16("consumer group value version")?;
-    if version != VALUE_VERSION {
+    if !(0..=VALUE_VERSION).contains(&version) {
         return Err(RecordDecodeError::UnknownVersion { what: "consumer group value", version });
     }
     let group_epoch = r.i32("group epoch")?;
@@ -139,6 +156,11 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<ConsumerGroup, RecordDecodeError> {
         for _ in 0..count(&mut r, "subscription count")? {
             subscribed_topics.insert(r.string("subscribed topic")?);
         }
+        let subscribed_topic_regex =
+            if version >= REGEX_VERSION { r.nullable_string("subscribed regex")? } else { None };
+        if subscribed_topic_regex.as_ref().is_some_and(String::is_empty) {
+            return Err(RecordDecodeError::Invalid { what: "subscribed regex", value: 0 });
+        }
         let server_assignor = r.nullable_string("server assignor")?;
         let rebalance_timeout_ms = r.i32("rebalance timeout")?;
         let assigned = partitions(&mut r)?;
@@ -153,6 +175,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<ConsumerGroup, RecordDecodeError> {
             previous_member_epoch,
             state,
             subscribed_topics,
+            subscribed_topic_regex,
             server_assignor,
             rebalance_timeout_ms,
             assigned,
@@ -168,5 +191,93 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<ConsumerGroup, RecordDecodeError> {
         target.insert(member_id, partitions(&mut r)?);
     }
     r.finish("consumer group value")?;
-    Ok(ConsumerGroup { group_epoch, assignment_epoch, members, target, partition_counts, assignor })
+    let regex_matches = RegexMatches::default();
+    Ok(ConsumerGroup { group_epoch, assignment_epoch, members, target, partition_counts, assignor, regex_matches })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic_partitions(topic: &str, partitions: &[i32]) -> TopicPartitions {
+        [(topic.to_owned(), partitions.iter().copied().collect())].into()
+    }
+
+    /// A version 0 value, byte by byte as Sluice wrote it before regex subscriptions: one
+    /// stable member of epoch 3 owning orders-0 and orders-1, assignor uniform.
+    fn version_0_value() -> Bytes {
+        let mut out = BytesMut::new();
+        out.put_i16(0); // value version
+        out.put_i32(3); // group epoch
+        out.put_i32(3); // assignment epoch
+        put_nullable_string(&mut out, Some("uniform"));
+        out.put_i32(1); // partition counts
+        put_string(&mut out, "orders");
+        out.put_i32(2);
+        out.put_i32(1); // members
+        put_string(&mut out, "m1");
+        put_nullable_string(&mut out, None); // instance id
+        put_nullable_string(&mut out, Some("rack-a"));
+        put_string(&mut out, "client");
+        put_string(&mut out, "/127.0.0.1");
+        out.put_i32(3); // member epoch
+        out.put_i32(2); // previous member epoch
+        out.put_i8(0); // stable
+        out.put_i32(1); // subscribed topics
+        put_string(&mut out, "orders");
+        put_nullable_string(&mut out, Some("uniform"));
+        out.put_i32(45_000); // rebalance timeout
+        out.put_i32(1); // assigned: orders [0, 1]
+        put_string(&mut out, "orders");
+        out.put_i32(2);
+        out.put_i32(0);
+        out.put_i32(1);
+        out.put_i32(0); // pending revocation: none
+        out.put_i32(1); // targets
+        put_string(&mut out, "m1");
+        out.put_i32(1);
+        put_string(&mut out, "orders");
+        out.put_i32(2);
+        out.put_i32(0);
+        out.put_i32(1);
+        out.freeze()
+    }
+
+    #[test]
+    fn a_record_written_before_regex_subscriptions_still_loads() {
+        let group = decode(&version_0_value()).expect("version 0 decodes");
+        assert_eq!((group.group_epoch, group.assignment_epoch, group.assignor), (3, 3, Some(ServerAssignor::Uniform)));
+        assert_eq!(group.partition_counts, BTreeMap::from([("orders".to_owned(), 2)]));
+        let member = &group.members["m1"];
+        assert_eq!(member.subscribed_topics, BTreeSet::from(["orders".to_owned()]));
+        assert_eq!(member.subscribed_topic_regex, None, "version 0 has no regex");
+        assert_eq!((member.member_epoch, member.previous_member_epoch, member.state), (3, 2, MemberState::Stable));
+        assert_eq!(member.rack_id.as_deref(), Some("rack-a"));
+        assert_eq!(member.assigned, topic_partitions("orders", &[0, 1]));
+        assert_eq!(group.target["m1"], topic_partitions("orders", &[0, 1]));
+        // Written again, it is version 1, and reads back the same.
+        let again = encode(&group);
+        assert_eq!(i16::from_be_bytes([again[0], again[1]]), VALUE_VERSION);
+        assert_eq!(decode(&again).expect("version 1 decodes"), group);
+    }
+
+    #[test]
+    fn a_members_regex_round_trips_and_a_bad_one_is_refused() {
+        let mut group = decode(&version_0_value()).expect("decodes");
+        group.members.get_mut("m1").expect("member").subscribed_topic_regex = Some("orders|rx-.*".to_owned());
+        let bytes = encode(&group);
+        let back = decode(&bytes).expect("decodes");
+        assert_eq!(back.members["m1"].subscribed_topic_regex.as_deref(), Some("orders|rx-.*"));
+        assert_eq!(back, group);
+
+        let mut future = bytes.to_vec();
+        future[..2].copy_from_slice(&2i16.to_be_bytes());
+        assert!(matches!(decode(&future), Err(RecordDecodeError::UnknownVersion { version: 2, .. })));
+        // An empty regex is never stored (an empty one from a member means none).
+        let regex_at = bytes.windows(11).position(|w| w == b"orders|rx-.").expect("the regex") - 2;
+        let mut empty = bytes[..regex_at].to_vec();
+        empty.extend_from_slice(&0i16.to_be_bytes());
+        empty.extend_from_slice(&bytes[regex_at + 2 + "orders|rx-.*".len()..]);
+        assert!(matches!(decode(&empty), Err(RecordDecodeError::Invalid { what: "subscribed regex", .. })));
+    }
 }

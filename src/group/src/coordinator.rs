@@ -135,8 +135,9 @@ impl Coordinator {
         }
     }
 
-    /// Loading is done: groups with members are Stable at their stored generation, and every
-    /// member's session starts now (Kafka's `loadGroup` schedules each member's heartbeat).
+    /// Loading is done: groups with members are Stable at their stored generation (or
+    /// rebalancing, if more than `group.max.size`), and every member's session starts now
+    /// (Kafka's `loadGroup` schedules each member's heartbeat).
     pub fn loaded(&mut self, time: Time) {
         assert!(!self.loaded, "loaded twice");
         self.loaded = true;
@@ -152,6 +153,20 @@ impl Coordinator {
                     member.revocation_deadline_ms = Some(time.monotonic_ms + i64::from(member.rebalance_timeout_ms));
                 }
             }
+        }
+        // Kafka's `onGroupLoaded`: a group over `group.max.size` (the limit shrank) rebalances,
+        // and the members that rejoin last are turned away (`accepts_joining_member`).
+        let over: Vec<String> = self
+            .groups
+            .values()
+            .filter(|g| g.members.len() > self.config.group_size_max)
+            .map(|g| g.group_id.clone())
+            .collect();
+        for group_id in &over {
+            self.prepare_rebalance(group_id);
+        }
+        assert!(self.out.is_empty(), "a group just loaded has no requests to answer");
+        for group in self.groups.values() {
             group.check_invariants();
         }
     }

@@ -30,3 +30,6 @@ pub const FENCED_MEMBER_EPOCH: ErrorCode = 110;
 pub const UNSUPPORTED_ASSIGNOR: ErrorCode = 112;
 /// KIP-848: an OffsetCommit carried a member epoch other than the member's.
 pub const STALE_MEMBER_EPOCH: ErrorCode = 113;
+/// KIP-848: a ConsumerGroupHeartbeat `SubscribedTopicRegex` does not compile (Kafka 4.0,
+/// KAFKA-17592).
+pub const INVALID_REGULAR_EXPRESSION: ErrorCode = 128;

@@ -155,6 +155,25 @@ impl Group {
         self.pending_members.is_empty() && self.members.values().all(|m| m.waiting_join.is_some())
     }
 
+    /// Whether a JoinGroup with `member_id` (empty for a new member, also a static one) may
+    /// proceed under `group.max.size` (Kafka's `acceptJoiningMember`). Handed-out ids
+    /// (KIP-394) do not count. While rebalancing, the members already waiting in JoinGroup are
+    /// counted, not the group's size: that size may be over the limit (the limit shrank), and
+    /// the members that rejoin last are the ones turned away.
+    pub(crate) fn accepts_joining_member(&self, member_id: &str, group_size_max: usize) -> bool {
+        let member = self.members.get(member_id);
+        match self.state {
+            GroupState::Empty => true,
+            GroupState::PreparingRebalance => {
+                let waiting = self.members.values().filter(|m| m.waiting_join.is_some()).count();
+                member.is_some_and(|m| m.waiting_join.is_some()) || waiting < group_size_max
+            }
+            GroupState::CompletingRebalance | GroupState::Stable => {
+                member.is_some() || self.members.len() < group_size_max
+            }
+        }
+    }
+
     /// The longest rebalance timeout of the members: how long a rebalance may wait for them.
     pub(crate) fn rebalance_timeout_ms(&self) -> i64 {
         self.members.values().map(|m| i64::from(m.rebalance_timeout_ms)).max().unwrap_or(0)

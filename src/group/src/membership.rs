@@ -55,6 +55,10 @@ impl Coordinator {
             let tombstone = OffsetsRecord::ConsumerGroup { group_id: join.group_id.clone(), value: None };
             self.persist(vec![tombstone], PendingWrite::Unanswered);
         }
+        let group = self.groups.get(&join.group_id).expect("exists");
+        if !group.accepts_joining_member(&join.member_id, self.config.group_size_max) {
+            return self.refuse_over_max_size(token, &join.group_id, &join.member_id);
+        }
         if join.member_id.is_empty() {
             self.join_unknown_member(token, join);
         } else {
@@ -84,6 +88,25 @@ impl Coordinator {
         Ok(())
     }
 
+    /// GROUP_MAX_SIZE_REACHED, with no member id, as Kafka's `handleJoinGroup` answers when
+    /// `acceptJoiningMember` refuses; the refused member id is removed from the group (a
+    /// handed-out id, or a member that had not rejoined this rebalance), so it is unknown next.
+    fn refuse_over_max_size(&mut self, token: Token, group_id: &str, member_id: &str) {
+        let response = JoinGroupResponse::error(error::GROUP_MAX_SIZE_REACHED, "");
+        self.respond(token, Response::Join(response));
+        let group = self.groups.get_mut(group_id).expect("exists");
+        group.pending_members.remove(member_id);
+        if let Some(member) = group.members.get(member_id) {
+            // Only a rebalance turns a member away, and only one not waiting in a JoinGroup.
+            assert!(group.state == GroupState::PreparingRebalance && member.waiting_join.is_none());
+            self.remove_members(group_id, &[member_id.to_owned()]);
+        } else {
+            // A rebalance may have waited only for the dropped id (Kafka completes the join
+            // after every JoinGroup if it can).
+            self.try_complete_join(group_id);
+        }
+    }
+
     fn join_unknown_member(&mut self, token: Token, join: JoinGroup) {
         let group = &self.groups[&join.group_id];
         if !group.accepts(&join.protocol_type, &join.protocols, None) {
@@ -98,12 +121,10 @@ impl Coordinator {
             }
             return self.add_member(token, join, new_id);
         }
-        if group.members.len() + group.pending_members.len() >= self.config.group_size_max {
-            let response = JoinGroupResponse::error(error::GROUP_MAX_SIZE_REACHED, "");
-            return self.respond(token, Response::Join(response));
-        }
         if join.require_known_member_id {
-            // KIP-394: hand out the id; the member joins again with it within its session.
+            // KIP-394: hand out the id; the member joins again with it within the session
+            // timeout of this JoinGroup (Kafka's `addPendingMemberExpiration`), not the 5-minute
+            // new-member join timeout, which bounds members already added and waiting.
             let deadline = self.now.monotonic_ms + i64::from(join.session_timeout_ms);
             let group = self.groups.get_mut(&join.group_id).expect("created above");
             group.pending_members.insert(new_id.clone(), deadline);
@@ -120,7 +141,9 @@ impl Coordinator {
             let response = JoinGroupResponse::error(error::FENCED_INSTANCE_ID, &member_id);
             return self.respond(token, Response::Join(response));
         }
-        if group.pending_members.remove(&member_id).is_some() {
+        let now_ms = self.now.monotonic_ms;
+        // A handed-out id past its deadline is unknown even before a tick drops it.
+        if group.pending_members.remove(&member_id).is_some_and(|deadline| now_ms < deadline) {
             if !group.accepts(&join.protocol_type, &join.protocols, None) {
                 let response = JoinGroupResponse::error(error::INCONSISTENT_GROUP_PROTOCOL, &member_id);
                 return self.respond(token, Response::Join(response));
@@ -186,11 +209,8 @@ impl Coordinator {
     fn add_member(&mut self, token: Token, join: JoinGroup, member_id: String) {
         let now_ms = self.now.monotonic_ms;
         let group = self.groups.get_mut(&join.group_id).expect("exists");
-        if group.members.len() + group.pending_members.len() >= self.config.group_size_max {
-            let response = JoinGroupResponse::error(error::GROUP_MAX_SIZE_REACHED, &member_id);
-            return self.respond(token, Response::Join(response));
-        }
         assert!(!group.members.contains_key(&member_id), "member id {member_id} reused");
+        assert!(!group.pending_members.contains_key(&member_id), "a pending id joins once");
         if group.members.is_empty() {
             group.protocol_type = Some(join.protocol_type.clone());
         }
@@ -356,7 +376,8 @@ impl Coordinator {
         for member_id in &absent {
             group.members.remove(member_id).expect("listed");
         }
-        group.pending_members.clear();
+        // Handed-out ids stay pending until they join, leave or their session ends, as in
+        // Kafka's `onCompleteJoin` (KIP-394): a member may use its id in the next generation.
         group.initial_join_limit_ms = None;
         let joined: Vec<&Member> = group.members.values().filter(|m| m.waiting_join.is_some()).collect();
         if joined.is_empty() && !group.members.is_empty() {

@@ -6,11 +6,18 @@
 //! only when durable, so OffsetFetch never returns an offset a failover could lose
 //! (GroupOffsetsDurable). Retention (KIP-211): a group's offsets expire
 //! `offsets_retention_ms` after the group became empty; a standalone group's, per offset, that
-//! long after its commit.
+//! long after its commit. KIP-496: a Stable group of protocol type "consumer" whose members'
+//! subscriptions are known loses, that long after their commit, the offsets of topics no member
+//! subscribes to; a KIP-848 consumer group likewise, in any state (Kafka's
+//! `offsetExpirationCondition` and `isSubscribedToTopic`).
+//!
+//! KIP-848: OffsetCommit and OffsetFetch (v9) of a consumer group name a member and its epoch
+//! (Kafka's `ConsumerGroup.validateOffsetCommit` and `validateOffsetFetch`); member epoch -1
+//! is an admin or standalone request, which a commit may make only to a group without members.
 
 use crate::api::{
     CommittedOffset, DeleteGroupsResponse, FetchedOffset, OffsetCommit, OffsetCommitResponse, OffsetDelete,
-    OffsetDeleteResponse, Response, Token, TopicPartition,
+    OffsetDeleteResponse, OffsetFetch, Response, Token, TopicPartition,
 };
 use crate::consumer_protocol::subscribed_topics;
 use crate::coordinator::{Coordinator, EXPIRED_OFFSETS_PER_TICK_MAX, PendingWrite};
@@ -91,16 +98,21 @@ impl Coordinator {
             }
             return Err(error::ILLEGAL_GENERATION);
         };
+        if let Some(consumer) = &group.consumer {
+            // KIP-848 (`ConsumerGroup.validateOffsetCommit`): epoch -1 to a group without
+            // members is an admin or standalone commit, whatever the member id; else a member
+            // commits with its member epoch.
+            if commit.generation_id < 0 && consumer.members.is_empty() {
+                return Ok(());
+            }
+            let member = consumer.members.get(&commit.member_id).ok_or(error::UNKNOWN_MEMBER_ID)?;
+            return if commit.generation_id == member.member_epoch { Ok(()) } else { Err(error::STALE_MEMBER_EPOCH) };
+        }
         let claims_membership =
             commit.generation_id >= 0 || !commit.member_id.is_empty() || commit.group_instance_id.is_some();
         if !claims_membership {
             // A standalone commit: only while the group has no members.
             return if group.is_empty() { Ok(()) } else { Err(error::UNKNOWN_MEMBER_ID) };
-        }
-        if let Some(consumer) = &group.consumer {
-            // KIP-848: a member commits with its member epoch.
-            let member = consumer.members.get(&commit.member_id).ok_or(error::UNKNOWN_MEMBER_ID)?;
-            return if commit.generation_id == member.member_epoch { Ok(()) } else { Err(error::STALE_MEMBER_EPOCH) };
         }
         if group.is_fenced(&commit.member_id, commit.group_instance_id.as_deref()) {
             return Err(error::FENCED_INSTANCE_ID);
@@ -141,6 +153,29 @@ impl Coordinator {
             partitions.push((partition, code));
         }
         self.respond(token, Response::Commit(OffsetCommitResponse { partitions }));
+    }
+
+    /// OffsetFetch of one group, with its member check (v9, KIP-848): the offsets as
+    /// [`Coordinator::fetch_offsets_stable`] gives them, or the group's error.
+    pub fn offset_fetch(&self, fetch: &OffsetFetch) -> Result<Vec<FetchedOffset>, ErrorCode> {
+        self.validate_offset_fetch(fetch)?;
+        Ok(self.fetch_offsets_stable(&fetch.group_id, fetch.partitions.as_deref(), fetch.require_stable))
+    }
+
+    /// Kafka's `ConsumerGroup.validateOffsetFetch`: a fetch naming a member of a consumer group
+    /// must name a member (UNKNOWN_MEMBER_ID) at its epoch (STALE_MEMBER_EPOCH); one naming no
+    /// member with epoch -1 (the admin client, versions before 9) is allowed. Classic groups
+    /// and unknown groups check nothing (`ClassicGroup.validateOffsetFetch`).
+    fn validate_offset_fetch(&self, fetch: &OffsetFetch) -> Result<(), ErrorCode> {
+        let Some(consumer) = self.groups.get(&fetch.group_id).and_then(|g| g.consumer.as_ref()) else {
+            return Ok(());
+        };
+        if fetch.member_id.is_none() && fetch.member_epoch < 0 {
+            return Ok(());
+        }
+        let member = fetch.member_id.as_deref().and_then(|id| consumer.members.get(id));
+        let member = member.ok_or(error::UNKNOWN_MEMBER_ID)?;
+        if member.member_epoch == fetch.member_epoch { Ok(()) } else { Err(error::STALE_MEMBER_EPOCH) }
     }
 
     /// OffsetFetch: the durable committed offsets of `partitions`, or of every partition the
@@ -266,8 +301,9 @@ impl Coordinator {
         self.persist(records, PendingWrite::DeleteGroups { token, response });
     }
 
-    /// Offset retention (KIP-211), at most [`EXPIRED_OFFSETS_PER_TICK_MAX`] offsets per tick.
-    /// An empty group left with no offsets is deleted, as Kafka's cleanup does.
+    /// Offset retention (KIP-211, KIP-496), at most [`EXPIRED_OFFSETS_PER_TICK_MAX`] offsets per
+    /// tick (Kafka's `GroupMetadata.removeExpiredOffsets`). An empty group left with no offsets
+    /// is deleted, as Kafka's cleanup does.
     pub(crate) fn expire_offsets(&mut self) {
         let wall_ms = self.now.wall_ms;
         let retention_ms = self.config.offsets_retention_ms;
@@ -276,39 +312,49 @@ impl Coordinator {
         let in_flight = self.commits_in_flight();
         let no_commits = BTreeSet::new();
         for (group_id, group) in self.groups.iter_mut() {
-            if !group.is_empty() || records.len() >= EXPIRED_OFFSETS_PER_TICK_MAX {
-                continue;
+            if records.len() >= EXPIRED_OFFSETS_PER_TICK_MAX {
+                break;
             }
-            let standalone = group.protocol_type.is_none();
+            let Some(since) = expire_since(group) else { continue };
             // A partition with a commit being written is not expired (Kafka skips pending
             // commits): the tombstone would land after the commit and erase it.
             let pending = in_flight.get(group_id).unwrap_or(&no_commits);
-            let expired: Vec<TopicPartition> = group
-                .offsets
-                .iter()
-                .filter(|(p, _)| !pending.contains(p))
-                .filter(|(_, c)| {
-                    // Records from before state timestamps (group value v0/v1) read -1: count
-                    // from the commit then.
-                    let since_ms = if standalone || group.state_timestamp_ms < 0 {
-                        c.commit_timestamp_ms
-                    } else {
-                        group.state_timestamp_ms
-                    };
-                    wall_ms.saturating_sub(since_ms) >= retention_ms
-                })
-                .map(|(p, _)| p.clone())
-                .take(EXPIRED_OFFSETS_PER_TICK_MAX - records.len())
-                .collect();
+            let is_old = |partition: &TopicPartition, committed: &CommittedOffset| {
+                !pending.contains(partition) && wall_ms.saturating_sub(since.of(committed)) >= retention_ms
+            };
+            // KIP-496: a group with members keeps the offsets of topics it subscribes to, and all
+            // of them while that is unknown (Kafka's `subscribedTopics` is `None` when a member's
+            // metadata does not parse). Read only when some offset is old enough.
+            let subscribed = if group.is_empty() || !group.offsets.iter().any(|(p, c)| is_old(p, c)) {
+                Some(BTreeSet::new())
+            } else {
+                subscribed_topic_names(group)
+            };
+            let expired: Vec<TopicPartition> = match &subscribed {
+                None => Vec::new(),
+                Some(subscribed) => group
+                    .offsets
+                    .iter()
+                    .filter(|(p, c)| is_old(p, c) && !subscribed.contains(&p.topic))
+                    .map(|(p, _)| p.clone())
+                    .take(EXPIRED_OFFSETS_PER_TICK_MAX - records.len())
+                    .collect(),
+            };
             for partition in expired {
                 group.offsets.remove(&partition);
                 records.push(OffsetsRecord::Offset { group_id: group_id.clone(), partition, value: None });
             }
+            let standalone = group.protocol_type.is_none();
             let old_enough = wall_ms.saturating_sub(group.state_timestamp_ms) >= retention_ms;
-            if group.offsets.is_empty() && (old_enough || standalone) && group.pending_members.is_empty() {
+            if group.is_empty()
+                && group.offsets.is_empty()
+                && (old_enough || standalone)
+                && group.pending_members.is_empty()
+            {
                 emptied.push(group_id.clone());
             }
         }
+        assert!(records.len() <= EXPIRED_OFFSETS_PER_TICK_MAX);
         let emptied: Vec<String> = emptied.into_iter().filter(|g| !in_flight.contains_key(g)).collect();
         for group_id in emptied {
             if self.groups.remove(&group_id).is_some_and(|g| g.consumer.is_some()) {
@@ -319,6 +365,47 @@ impl Coordinator {
         if !records.is_empty() {
             self.persist(records, PendingWrite::Unanswered);
         }
+    }
+}
+
+/// From when a group's offsets age (Kafka's `offsetExpirationCondition`).
+#[derive(Clone, Copy)]
+enum ExpireSince {
+    /// Each offset from its commit.
+    Commit,
+    /// Every offset from when the group became empty (its state timestamp).
+    GroupEmptied(i64),
+}
+
+impl ExpireSince {
+    fn of(self, committed: &CommittedOffset) -> i64 {
+        match self {
+            ExpireSince::Commit => committed.commit_timestamp_ms,
+            ExpireSince::GroupEmptied(state_timestamp_ms) => state_timestamp_ms,
+        }
+    }
+}
+
+/// Whether and how `group`'s offsets expire (Kafka's `ClassicGroup` and `ConsumerGroup`
+/// `offsetExpirationCondition`); `None`: none of them do now. Where the group has members, only
+/// offsets of topics it does not subscribe to may expire (the caller checks).
+fn expire_since(group: &Group) -> Option<ExpireSince> {
+    if group.consumer.is_some() {
+        // KIP-848: from the commit, whatever the state (a consumer group record has no state
+        // timestamp: counting from one would expire everything on a new coordinator).
+        return Some(ExpireSince::Commit);
+    }
+    let Some(protocol_type) = group.protocol_type.as_deref() else {
+        return Some(ExpireSince::Commit); // A standalone consumer (offsets only).
+    };
+    match group.state {
+        // Records from before state timestamps (group value v0/v1) read -1: count from the
+        // commit then.
+        GroupState::Empty if group.state_timestamp_ms < 0 => Some(ExpireSince::Commit),
+        GroupState::Empty => Some(ExpireSince::GroupEmptied(group.state_timestamp_ms)),
+        // KIP-496: a Stable consumer group, for topics it does not subscribe to.
+        GroupState::Stable if protocol_type == CONSUMER_PROTOCOL_TYPE => Some(ExpireSince::Commit),
+        GroupState::Stable | GroupState::PreparingRebalance | GroupState::CompletingRebalance => None,
     }
 }
 
@@ -338,10 +425,12 @@ impl Coordinator {
 }
 
 /// The topics any member of a consumer group subscribes to, from its chosen protocol's
-/// metadata; `None` when that is unknown.
+/// metadata; `None` when that is unknown. For a KIP-848 group: every member's topic names and
+/// the topics its target was last computed for (which include what a regex matched).
 fn subscribed_topic_names(group: &Group) -> Option<std::collections::BTreeSet<String>> {
     if let Some(consumer) = &group.consumer {
-        return Some(consumer.members.values().flat_map(|m| m.subscribed_topics.iter().cloned()).collect());
+        let names = consumer.members.values().flat_map(|m| m.subscribed_topics.iter());
+        return Some(names.chain(consumer.partition_counts.keys()).cloned().collect());
     }
     let protocol = group.protocol_name.as_deref()?;
     let mut topics = std::collections::BTreeSet::new();

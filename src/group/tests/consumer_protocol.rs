@@ -1,7 +1,10 @@
 //! KIP-848 through the coordinator's public API: members join with ConsumerGroupHeartbeat, the
 //! server assignor splits the topic, a partition moves only after its owner revokes it, stale
 //! epochs are fenced, offsets commit with member epochs, sessions expire, and a new coordinator
-//! rebuilt from the records continues the group.
+//! rebuilt from the records continues the group. Regex subscriptions (KIP-848, v1): a regex
+//! matches whole names of existing topics, internal ones included as in Kafka; a topic created
+//! later that matches is assigned at the next heartbeat; names and a regex add up; a regex that
+//! does not compile is INVALID_REGULAR_EXPRESSION.
 
 use sluice_group::assignor::TopicPartitions;
 use sluice_group::error::*;
@@ -78,6 +81,7 @@ fn heartbeat(member_id: &str, epoch: i32, owned: Option<TopicPartitions>) -> Con
         rack_id: None,
         rebalance_timeout_ms: if epoch == 0 { 30_000 } else { -1 },
         subscribed_topic_names: (epoch == 0).then(|| vec![TOPIC.to_owned()]),
+        subscribed_topic_regex: None,
         server_assignor: None,
         owned,
         client_id: "client".to_owned(),
@@ -85,6 +89,24 @@ fn heartbeat(member_id: &str, epoch: i32, owned: Option<TopicPartitions>) -> Con
         member_id_candidate: format!("candidate-{member_id}"),
         partition_counts: BTreeMap::from([(TOPIC.to_owned(), PARTITIONS)]),
     }
+}
+
+/// A v1 member joining with `regex` and no names, the broker knowing the topics of `counts`.
+fn regex_join(member_id: &str, regex: &str, counts: &[(&str, i32)]) -> ConsumerGroupHeartbeat {
+    let mut hb = heartbeat(member_id, 0, Some(TopicPartitions::new()));
+    hb.subscribed_topic_names = None;
+    hb.subscribed_topic_regex = Some(regex.to_owned());
+    hb.partition_counts = topics(counts);
+    hb
+}
+
+fn topics(counts: &[(&str, i32)]) -> BTreeMap<String, i32> {
+    counts.iter().map(|(topic, count)| ((*topic).to_owned(), *count)).collect()
+}
+
+/// The topics of an assignment, by name.
+fn topic_names(assignment: &Option<TopicPartitions>) -> Vec<&str> {
+    assignment.iter().flat_map(|a| a.iter().filter(|(_, s)| !s.is_empty()).map(|(t, _)| t.as_str())).collect()
 }
 
 fn count(assignment: &Option<TopicPartitions>) -> usize {
@@ -196,6 +218,7 @@ fn bad_heartbeats_are_refused_with_kafkas_codes() {
 
 trait Leave {
     fn tap_leave(self) -> Self;
+    fn tap_group(self, group_id: &str) -> Self;
 }
 
 impl Leave for ConsumerGroupHeartbeat {
@@ -203,4 +226,130 @@ impl Leave for ConsumerGroupHeartbeat {
         self.member_epoch = -1;
         self
     }
+
+    fn tap_group(mut self, group_id: &str) -> Self {
+        self.group_id = group_id.to_owned();
+        self
+    }
+}
+
+#[test]
+fn a_regex_member_gets_the_matching_topics_and_one_created_later() {
+    let mut h = Harness::new();
+    let known = [("rx-a", 2), ("other", 3), ("rx", 1), ("xrx-a", 1)];
+    let joined = h.heartbeat(regex_join("a", "rx-.*", &known));
+    assert_eq!((joined.error, joined.member_epoch), (NONE, 1), "{joined:?}");
+    // Whole names only (RE2/J's matches()): not `rx`, not `xrx-a`.
+    assert_eq!(topic_names(&joined.assignment), ["rx-a"]);
+    assert_eq!(count(&joined.assignment), 2);
+    let owned = joined.assignment.clone().unwrap();
+
+    // Nothing changed: a steady heartbeat keeps the epoch.
+    let mut steady = heartbeat("a", 1, Some(owned.clone()));
+    steady.partition_counts = topics(&known);
+    let same = h.heartbeat(steady.clone());
+    assert_eq!((same.member_epoch, same.assignment), (1, None));
+
+    // rx-b is created: the next heartbeat bumps the group epoch and assigns it.
+    steady.partition_counts.insert("rx-b".to_owned(), 4);
+    let grown = h.heartbeat(steady.clone());
+    assert_eq!(grown.member_epoch, 2, "{grown:?}");
+    assert_eq!(topic_names(&grown.assignment), ["rx-a", "rx-b"]);
+    assert_eq!(count(&grown.assignment), 6);
+
+    // rx-a is deleted: it leaves the subscription; the member revokes it, then moves on.
+    let mut shrink = heartbeat("a", 2, grown.assignment.clone());
+    shrink.partition_counts = topics(&[("rx-b", 4), ("other", 3)]);
+    let revoking = h.heartbeat(shrink.clone());
+    assert_eq!(revoking.member_epoch, 2, "an epoch moves after the revocation: {revoking:?}");
+    assert_eq!(topic_names(&revoking.assignment), ["rx-b"]);
+    shrink.owned = revoking.assignment.clone();
+    assert_eq!(h.heartbeat(shrink).member_epoch, 3);
+
+    // The regex is in the record: a coordinator rebuilt from the log has it.
+    let mut rebuilt = Coordinator::new(GroupConfig::default());
+    for record in &h.log {
+        let (key, value) = record.encode();
+        rebuilt.replay(&OffsetsRecord::decode(&key, value.as_deref()).expect("decodes"));
+    }
+    rebuilt.loaded(h.now);
+    let group = rebuilt.group("g").unwrap().consumer.clone().unwrap();
+    assert_eq!(group.members["a"].subscribed_topic_regex.as_deref(), Some("rx-.*"));
+    assert_eq!(group.members["a"].subscribed_topics.len(), 0);
+    assert_eq!(group.partition_counts, topics(&[("rx-b", 4)]));
+}
+
+#[test]
+fn names_and_a_regex_add_up() {
+    let mut h = Harness::new();
+    let known = [(TOPIC, PARTITIONS), ("rx-a", 2), ("other", 3)];
+    let mut both = regex_join("a", "rx-.*", &known);
+    both.subscribed_topic_names = Some(vec![TOPIC.to_owned(), "rx-a".to_owned()]);
+    let joined = h.heartbeat(both);
+    assert_eq!(joined.error, NONE, "{joined:?}");
+    assert_eq!(topic_names(&joined.assignment), [TOPIC, "rx-a"], "rx-a by name and by regex is one topic");
+    assert_eq!(count(&joined.assignment), 8);
+    let owned = joined.assignment.clone().unwrap();
+
+    // An empty regex is no regex (Kafka; librdkafka sends one with names only): the group
+    // epoch moves and only the names are left.
+    let mut names_only = heartbeat("a", 1, Some(owned));
+    names_only.subscribed_topic_names = Some(vec![TOPIC.to_owned()]);
+    names_only.subscribed_topic_regex = Some(String::new());
+    names_only.partition_counts = topics(&known);
+    let answer = h.heartbeat(names_only.clone());
+    assert_eq!((answer.error, answer.member_epoch), (NONE, 1), "it revokes rx-a first: {answer:?}");
+    assert_eq!(topic_names(&answer.assignment), [TOPIC]);
+    assert_eq!(h.coordinator.group("g").unwrap().consumer.as_ref().unwrap().group_epoch, 2);
+    names_only.owned = answer.assignment.clone();
+    names_only.subscribed_topic_regex = None; // unchanged
+    assert_eq!(h.heartbeat(names_only).member_epoch, 2);
+    let member = &h.coordinator.group("g").unwrap().consumer.as_ref().unwrap().members["a"];
+    assert_eq!(member.subscribed_topic_regex, None);
+
+    // A second member with only a regex shares the group: rx-a goes to it alone.
+    let b = h.heartbeat(regex_join("b", "rx-.*", &known));
+    assert_eq!((b.error, b.member_epoch), (NONE, 3), "{b:?}");
+    let target = &h.coordinator.group("g").unwrap().consumer.as_ref().unwrap().target;
+    assert_eq!(target["b"].keys().collect::<Vec<_>>(), ["rx-a"]);
+    assert!(!target["a"].contains_key("rx-a"));
+}
+
+#[test]
+fn a_regex_matches_internal_topics_as_kafkas_does() {
+    // Kafka resolves a regex against every topic of its metadata image, internal ones included
+    // (GroupMetadataManager.refreshRegularExpressions); only ACLs filter it.
+    let mut h = Harness::new();
+    let known = [("__consumer_offsets", 50), ("rx-a", 1)];
+    let everything = h.heartbeat(regex_join("a", ".*", &known));
+    assert_eq!(topic_names(&everything.assignment), ["__consumer_offsets", "rx-a"]);
+    let narrow = h.heartbeat(regex_join("b", "rx-.*", &known).tap_group("h"));
+    assert_eq!(topic_names(&narrow.assignment), ["rx-a"], "only what the regex names");
+}
+
+#[test]
+fn an_invalid_regex_is_refused_and_changes_nothing() {
+    let mut h = Harness::new();
+    let refused = h.heartbeat(regex_join("a", "rx-[", &[("rx-a", 1)]));
+    assert_eq!(refused.error, INVALID_REGULAR_EXPRESSION);
+    assert_eq!(
+        refused.error_message.as_deref(),
+        Some("SubscribedTopicRegex `rx-[` is not a valid regular expression: unclosed character class.")
+    );
+    assert!(h.coordinator.group("g").is_none(), "a refused join creates no group");
+    assert!(h.log.is_empty());
+
+    let joined = h.heartbeat(regex_join("a", "rx-.*", &[("rx-a", 1)]));
+    let mut change = heartbeat("a", joined.member_epoch, joined.assignment.clone());
+    change.subscribed_topic_regex = Some("(rx".to_owned());
+    change.partition_counts = topics(&[("rx-a", 1)]);
+    assert_eq!(h.heartbeat(change.clone()).error, INVALID_REGULAR_EXPRESSION);
+    let member = &h.coordinator.group("g").unwrap().consumer.as_ref().unwrap().members["a"];
+    assert_eq!(member.subscribed_topic_regex.as_deref(), Some("rx-.*"), "the old regex stands");
+    // As in Kafka, the member's epoch is checked first.
+    change.member_epoch += 7;
+    assert_eq!(h.heartbeat(change).error, FENCED_MEMBER_EPOCH);
+    // v1 may join with only an empty regex: a member subscribed to nothing (Kafka 4.x).
+    let nothing = h.heartbeat(regex_join("b", "", &[("rx-a", 1)]));
+    assert_eq!((nothing.error, count(&nothing.assignment)), (NONE, 0), "{nothing:?}");
 }

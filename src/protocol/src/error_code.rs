@@ -59,6 +59,8 @@ pub const UNSTABLE_OFFSET_COMMIT: i16 = 88;
 pub const FENCED_MEMBER_EPOCH: i16 = 110;
 pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
 pub const STALE_MEMBER_EPOCH: i16 = 113;
+/// KIP-848: a ConsumerGroupHeartbeat v1 `SubscribedTopicRegex` does not compile (KAFKA-17592).
+pub const INVALID_REGULAR_EXPRESSION: i16 = 128;
 
 /// The protocol name of an error code, for logs and the CLI.
 pub fn name(code: i16) -> &'static str {
@@ -119,6 +121,7 @@ pub fn name(code: i16) -> &'static str {
         FENCED_MEMBER_EPOCH => "FENCED_MEMBER_EPOCH",
         UNSUPPORTED_ASSIGNOR => "UNSUPPORTED_ASSIGNOR",
         STALE_MEMBER_EPOCH => "STALE_MEMBER_EPOCH",
+        INVALID_REGULAR_EXPRESSION => "INVALID_REGULAR_EXPRESSION",
         _ => "UNKNOWN",
     }
 }

@@ -9,9 +9,7 @@ use super::load::encode_write;
 use super::{GroupCoordinators, GroupListing, NotServed, WRITE_TIMEOUT_MS, WRITES_IN_FLIGHT_MAX};
 use crate::partition::{Partition, Watermarks};
 use crate::state::BrokerState;
-use sluice_group::{
-    Coordinator, FetchedOffset, Group, Input, Output, Request, Response, Token, TopicPartition, WriteId,
-};
+use sluice_group::{Coordinator, Group, Input, Output, Request, Response, Token, WriteId};
 use sluice_io::{Clock, Disk};
 use sluice_protocol::error_code;
 use sluice_types::defect::{self, Defect};
@@ -265,17 +263,6 @@ impl<D: Disk> GroupCoordinators<D> {
             SlotState::Loading => Err(NotServed::Loading),
             SlotState::Unloaded => Err(NotServed::NotCoordinator),
         }
-    }
-
-    /// OffsetFetch for one group.
-    pub async fn fetch_offsets<C: Clock>(
-        &self,
-        state: &Arc<BrokerState<D, C>>,
-        group_id: &str,
-        partitions: Option<&[TopicPartition]>,
-        require_stable: bool,
-    ) -> Result<Vec<FetchedOffset>, NotServed> {
-        self.read(state, group_id, |c| c.fetch_offsets_stable(group_id, partitions, require_stable)).await
     }
 
     /// A copy of one group, if its coordinator has it.

@@ -2,7 +2,10 @@
 //! ConsumerGroupDescribe (0-1). The wire names topics by id; the coordinator core
 //! (`sluice_group::consumer_heartbeat`) by name, so this maps ids to names on the way in and
 //! back on the way out, and gives the core every topic's partition count so it can compute
-//! targets without asking the broker.
+//! targets without asking the broker. That count list is also what a v1 member's
+//! `SubscribedTopicRegex` is matched against (every topic, internal ones included, as Kafka's
+//! coordinator scans its whole metadata image), so a topic created later that matches reaches
+//! the group at its next heartbeat; an invalid regex gets the core's INVALID_REGULAR_EXPRESSION.
 //!
 //! A topic id the broker does not know (the topic was deleted) is dropped from what a member
 //! says it owns, and a target topic without an id is left out of the answer: the member learns
@@ -89,9 +92,6 @@ pub async fn consumer_group_heartbeat<D: Disk, C: Clock>(
     client_id: &str,
     peer: SocketAddr,
 ) -> Reply {
-    if request.subscribed_topic_regex.as_ref().is_some_and(|r| !r.is_empty()) {
-        return heartbeat_error(error_code::INVALID_REQUEST, "regular expression subscriptions are not supported");
-    }
     // KIP-1082: a v1 client sends its own member id, even when joining.
     if version >= CLIENT_MEMBER_ID_VERSION && request.member_id.is_empty() {
         return heartbeat_error(error_code::INVALID_REQUEST, "the member id is empty");
@@ -109,6 +109,8 @@ pub async fn consumer_group_heartbeat<D: Disk, C: Clock>(
             .subscribed_topic_names
             .as_ref()
             .map(|names| names.iter().map(|n| n.0.to_string()).collect()),
+        // Only v1 carries it: at v0 the decoder leaves it `None`.
+        subscribed_topic_regex: request.subscribed_topic_regex.as_ref().map(|r| r.to_string()),
         server_assignor: request.server_assignor.as_ref().map(|s| s.to_string()),
         owned: request
             .topic_partitions
@@ -221,6 +223,8 @@ pub async fn consumer_group_describe<D: Disk, C: Clock>(
                     .with_client_id(str_bytes(&m.client_id))
                     .with_client_host(str_bytes(&m.client_host))
                     .with_subscribed_topic_names(m.subscribed_topics.iter().map(|t| topic_name(t)).collect())
+                    // Every version carries it; Kafka describes a member without one as "".
+                    .with_subscribed_topic_regex(Some(str_bytes(m.subscribed_topic_regex.as_deref().unwrap_or(""))))
                     .with_assignment(described_assignment(&index, &m.assigned))
                     .with_target_assignment(described_assignment(
                         &index,

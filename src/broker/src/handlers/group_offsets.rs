@@ -5,6 +5,9 @@
 //!
 //! OffsetCommit v2-4 carry a `retention_time_ms`; it is ignored, as Kafka ignores it since
 //! KIP-211 (offsets expire by `offsets.retention.minutes` once the group is empty).
+//! OffsetFetch v9 names the fetching member and its epoch; a consumer group (KIP-848) refuses
+//! an unknown member or a stale epoch for the whole group (UNKNOWN_MEMBER_ID,
+//! STALE_MEMBER_EPOCH), and lets the admin client (no member, epoch -1) fetch.
 
 use super::{group_id, str_bytes, topic_name};
 use crate::consumer_groups::NotServed;
@@ -24,7 +27,7 @@ use kafka_protocol::messages::{
     ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest,
     OffsetDeleteResponse, OffsetFetchRequest, OffsetFetchResponse, ResponseKind,
 };
-use sluice_group::{FetchedOffset, OffsetCommit, OffsetDelete, Request, Response, TopicPartition};
+use sluice_group::{FetchedOffset, OffsetCommit, OffsetDelete, OffsetFetch, Request, Response, TopicPartition};
 use sluice_io::{Clock, Disk};
 use sluice_protocol::error_code;
 use std::collections::BTreeMap;
@@ -131,17 +134,19 @@ pub async fn offset_commit<D: Disk, C: Clock>(
     }
 }
 
-/// One group's OffsetFetch: the offsets, or the group-level error.
+/// One group's OffsetFetch: the offsets, or the group-level error. A fetch the group refuses
+/// (v9, KIP-848: an unknown member or a stale member epoch) has the error and no topics, as
+/// Kafka's `KafkaApis.fetchOffsetsForGroup` answers a failed group.
 async fn fetch_group<D: Disk, C: Clock>(
     state: &Arc<BrokerState<D, C>>,
-    group: &str,
-    partitions: Option<Vec<TopicPartition>>,
-    require_stable: bool,
+    fetch: OffsetFetch,
 ) -> (Vec<FetchedOffset>, i16) {
-    let fetched = state.groups.fetch_offsets(state, group, partitions.as_deref(), require_stable).await;
+    let fetched = state.groups.read(state, &fetch.group_id, |c| c.offset_fetch(&fetch)).await;
     match fetched {
-        Ok(offsets) => (offsets, error_code::NONE),
+        Ok(Ok(offsets)) => (offsets, error_code::NONE),
+        Ok(Err(code)) => (Vec::new(), code),
         Err(refused) => {
+            let partitions = fetch.partitions;
             let code = refused.code();
             let failed = partitions.unwrap_or_default().into_iter().map(|partition| FetchedOffset {
                 partition,
@@ -174,7 +179,15 @@ pub async fn offset_fetch<D: Disk, C: Clock>(
                 .topics
                 .as_ref()
                 .map(|topics| requested(topics.iter().map(|t| (t.name.0.as_str(), &t.partition_indexes[..]))));
-            let (fetched, code) = fetch_group(state, &group, partitions, require_stable).await;
+            let fetch = OffsetFetch {
+                group_id: group.clone(),
+                partitions,
+                require_stable,
+                // v9 (KIP-848): the fetching member of a consumer group, checked by the core.
+                member_id: wanted.member_id.as_ref().filter(|_| version >= 9).map(|id| id.to_string()),
+                member_epoch: if version >= 9 { wanted.member_epoch } else { -1 },
+            };
+            let (fetched, code) = fetch_group(state, fetch).await;
             let topics = fetch_topics(&fetched)
                 .into_iter()
                 .map(|(name, partitions)| {
@@ -207,7 +220,8 @@ pub async fn offset_fetch<D: Disk, C: Clock>(
         .topics
         .as_ref()
         .map(|topics| requested(topics.iter().map(|t| (t.name.0.as_str(), &t.partition_indexes[..]))));
-    let (fetched, code) = fetch_group(state, &group, partitions, require_stable).await;
+    let fetch = OffsetFetch { group_id: group, partitions, require_stable, member_id: None, member_epoch: -1 };
+    let (fetched, code) = fetch_group(state, fetch).await;
     response.topics = fetch_topics(&fetched)
         .into_iter()
         .map(|(name, partitions)| {
