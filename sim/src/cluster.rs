@@ -152,6 +152,10 @@ fn broker_config(id: u32, peers: &BTreeMap<NodeId, SocketAddr>) -> BrokerConfig 
     config.auto_create_topics = false;
     config.retention_check_interval_ms = 5_000;
     config.offsets_topic_num_partitions = OFFSETS_TOPIC_PARTITIONS;
+    // KIP-848 members: the broker sets their session and heartbeat, as the classic members ask.
+    config.group.consumer_session_timeout_ms = crate::group_workload::SESSION_TIMEOUT_MS;
+    config.group.consumer_heartbeat_interval_ms =
+        i32::try_from(crate::group_workload::HEARTBEAT_INTERVAL.as_millis()).expect("fits");
     config.cluster = Some(ClusterConfig {
         rpc_addr: SocketAddr::new(ip, RPC_PORT),
         peers: peers.clone(),

@@ -24,7 +24,9 @@ use crate::workload::{CALL_TIMEOUT, ClientFailed, Recorder, Target, connect, pol
 use rand::Rng;
 use sluice_checker::{CommitOutcome, Op, PartitionKey};
 use sluice_client::{Assignment, Client, ClientError, JoinOptions, JoinedGroup, Offset, PartitionId, range_assignment};
-use sluice_protocol::error_code::{FENCED_INSTANCE_ID, ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID};
+use sluice_protocol::error_code::{
+    FENCED_INSTANCE_ID, ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS, STALE_MEMBER_EPOCH, UNKNOWN_MEMBER_ID,
+};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,16 +50,18 @@ pub const COMMIT_INTERVAL: Duration = Duration::from_millis(1_000);
 /// JoinGroup waits at the broker up to the rebalance timeout, then the request's own.
 const JOIN_TIMEOUT: Duration = Duration::from_millis(REBALANCE_TIMEOUT_MS as u64 + 10_000);
 /// The chance, per poll, that a member crashes (vanishes without leaving).
-const CRASH_PER_POLL: f64 = 0.002;
+pub(crate) const CRASH_PER_POLL: f64 = 0.002;
 /// The chance, per poll, that a member leaves the group and rejoins as a new member.
-const LEAVE_PER_POLL: f64 = 0.002;
+pub(crate) const LEAVE_PER_POLL: f64 = 0.002;
 /// The pause after a failed group call before the next one.
-const GROUP_RETRY_PAUSE: Duration = Duration::from_millis(200);
+pub(crate) const GROUP_RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// Committed-offset reads of every partition at the end, at most.
 const FINAL_READ_ATTEMPTS_MAX: u32 = 100;
 
-/// Every error code of OffsetCommit that the coordinator answers before it writes.
-const FENCING_CODES: [i16; 4] = [ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS, FENCED_INSTANCE_ID];
+/// Every error code of OffsetCommit that the coordinator answers before it writes (KIP-848
+/// adds STALE_MEMBER_EPOCH for a consumer group member's commit with another epoch).
+const FENCING_CODES: [i16; 5] =
+    [ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS, FENCED_INSTANCE_ID, STALE_MEMBER_EPOCH];
 
 /// What a member does after a call failed.
 enum Next {
@@ -252,61 +256,96 @@ impl Member {
 
     /// One OffsetCommit of every position, each partition recorded with its outcome.
     async fn commit(&mut self, generation: i32, positions: &[(PartitionKey, i64)]) -> Result<(), Next> {
-        if positions.is_empty() {
-            return Ok(());
+        let member = CommittingMember { process: self.process, member_id: &self.member_id, epoch: generation };
+        match commit_positions(&mut self.client, &member, &mut self.commits, positions, &self.recorder).await {
+            Committed::Ok => Ok(()),
+            Committed::Fenced(UNKNOWN_MEMBER_ID | FENCED_INSTANCE_ID) => Err(Next::Forget),
+            Committed::Fenced(_) => Err(Next::Rejoin),
+            Committed::Failed(error) => Err(next_after(&error)),
+            Committed::TimedOut => Err(Next::Reconnect),
         }
-        let offsets: Vec<(String, PartitionId, Offset, String)> = positions
-            .iter()
-            .map(|(partition, position)| {
-                self.commits += 1;
-                let metadata = format!("g{}-{}", self.process, self.commits);
-                (partition.topic.clone(), PartitionId(partition.partition), Offset(*position), metadata)
-            })
-            .collect();
-        let invoke_ms = self.recorder.now_ms();
-        let call = self.client.commit_as_member(GROUP_ID, generation, &self.member_id, &offsets);
-        let answer = tokio::time::timeout(CALL_TIMEOUT, call).await;
-        let complete_ms = self.recorder.now_ms();
-        let outcomes: BTreeMap<(String, i32), Option<i16>> = match &answer {
-            Ok(Ok(outcomes)) => {
-                outcomes.iter().map(|o| ((o.topic.clone(), o.partition.0), o.error.as_ref().map(|e| e.code))).collect()
+    }
+}
+
+/// Who commits: a classic member with its generation, or a KIP-848 member with its epoch.
+pub(crate) struct CommittingMember<'a> {
+    pub process: u64,
+    pub member_id: &'a str,
+    /// The generation (classic) or member epoch (KIP-848) sent as `generation_id_or_member_epoch`.
+    pub epoch: i32,
+}
+
+/// What an OffsetCommit did, as far as the member can tell.
+pub(crate) enum Committed {
+    Ok,
+    /// Refused before anything was written, with this code (`FENCING_CODES`).
+    Fenced(i16),
+    Failed(ClientError),
+    TimedOut,
+}
+
+/// One OffsetCommit of every position, each partition recorded with its outcome (metadata
+/// `g{process}-{n}`, `n` counting in `commits`).
+pub(crate) async fn commit_positions(
+    client: &mut Client,
+    member: &CommittingMember<'_>,
+    commits: &mut u64,
+    positions: &[(PartitionKey, i64)],
+    recorder: &Recorder,
+) -> Committed {
+    if positions.is_empty() {
+        return Committed::Ok;
+    }
+    let offsets: Vec<(String, PartitionId, Offset, String)> = positions
+        .iter()
+        .map(|(partition, position)| {
+            *commits += 1;
+            let metadata = format!("g{}-{}", member.process, commits);
+            (partition.topic.clone(), PartitionId(partition.partition), Offset(*position), metadata)
+        })
+        .collect();
+    let invoke_ms = recorder.now_ms();
+    let call = client.commit_as_member(GROUP_ID, member.epoch, member.member_id, &offsets);
+    let answer = tokio::time::timeout(CALL_TIMEOUT, call).await;
+    let complete_ms = recorder.now_ms();
+    let outcomes: BTreeMap<(String, i32), Option<i16>> = match &answer {
+        Ok(Ok(outcomes)) => {
+            outcomes.iter().map(|o| ((o.topic.clone(), o.partition.0), o.error.as_ref().map(|e| e.code))).collect()
+        }
+        _ => BTreeMap::new(),
+    };
+    let mut fenced = None;
+    for (topic, partition, offset, metadata) in offsets {
+        let outcome = match outcomes.get(&(topic.clone(), partition.0)) {
+            Some(None) => CommitOutcome::Ok,
+            Some(Some(code)) if FENCING_CODES.contains(code) => {
+                fenced = Some(*code);
+                CommitOutcome::Failed
             }
-            _ => BTreeMap::new(),
+            _ => CommitOutcome::Indeterminate,
         };
-        let mut fenced = None;
-        for (topic, partition, offset, metadata) in offsets {
-            let outcome = match outcomes.get(&(topic.clone(), partition.0)) {
-                Some(None) => CommitOutcome::Ok,
-                Some(Some(code)) if FENCING_CODES.contains(code) => {
-                    fenced = Some(*code);
-                    CommitOutcome::Failed
-                }
-                _ => CommitOutcome::Indeterminate,
-            };
-            self.recorder.record(Op::Commit {
-                process: self.process,
-                group: GROUP_ID.to_owned(),
-                partition: PartitionKey::new(topic, partition.0),
-                offset: offset.0,
-                metadata,
-                invoke_ms,
-                complete_ms,
-                outcome,
-            });
-        }
-        match (&answer, fenced) {
-            (Ok(Ok(_)), None) => Ok(()),
-            (Ok(Ok(_)), Some(UNKNOWN_MEMBER_ID | FENCED_INSTANCE_ID)) => Err(Next::Forget),
-            (Ok(Ok(_)), Some(_)) => Err(Next::Rejoin),
-            (Ok(Err(error)), _) => Err(next_after(error)),
-            (Err(_), _) => Err(Next::Reconnect),
-        }
+        recorder.record(Op::Commit {
+            process: member.process,
+            group: GROUP_ID.to_owned(),
+            partition: PartitionKey::new(topic, partition.0),
+            offset: offset.0,
+            metadata,
+            invoke_ms,
+            complete_ms,
+            outcome,
+        });
+    }
+    match (answer, fenced) {
+        (Ok(Ok(_)), None) => Committed::Ok,
+        (Ok(Ok(_)), Some(code)) => Committed::Fenced(code),
+        (Ok(Err(error)), _) => Committed::Failed(error),
+        (Err(_), _) => Committed::TimedOut,
     }
 }
 
 /// OffsetFetch of `partitions` for `GROUP_ID`, each partition's answer recorded as a
 /// `FetchCommitted` of `process` (a partition answered with an error is not recorded).
-async fn read_committed(
+pub(crate) async fn read_committed(
     client: &mut Client,
     process: u64,
     partitions: &[PartitionKey],

@@ -9,7 +9,7 @@
 //! Map: `swarm.rs` (the seed's fault mix), `cluster.rs` (broker nodes, kill, power loss,
 //! pause), `clock.rs` (per-node skew), `nemesis.rs` (faults over time), `workload.rs`
 //! (producers, consumers, the history), `group_workload.rs` (consumer group members and their
-//! commits, issue 6), `final_read.rs` (every replica's log from its disk),
+//! commits, issue 6), `consumer_group_workload.rs` (the same with KIP-848 members), `final_read.rs` (every replica's log from its disk),
 //! `run.rs` (the phases of one seed), `check.rs` (the checkers and the trace hash),
 //! `runner.rs` (one seed on its thread, replay lines, artifacts), `sweep.rs` (a fresh child
 //! process per seed), `scenarios.rs` (pinned seeds), `log.rs` (the per-seed event log).
@@ -27,6 +27,8 @@ pub mod check;
 pub mod clock;
 #[cfg(madsim)]
 pub mod cluster;
+#[cfg(madsim)]
+pub mod consumer_group_workload;
 #[cfg(madsim)]
 pub mod final_read;
 #[cfg(madsim)]

@@ -12,6 +12,7 @@
 
 use crate::check::{FATAL_ON_HEALTHY_DISK, LIVENESS};
 use crate::cluster::{Cluster, kafka_addr};
+use crate::consumer_group_workload::consumer_group_member;
 use crate::final_read::read_replicas;
 use crate::group_workload::{GROUP_PROCESS_BASE, group_consumer, read_final_commits};
 use crate::nemesis::Nemesis;
@@ -134,9 +135,13 @@ pub async fn run_seed(options: SeedOptions, mix: FaultMix) -> SeedOutcome {
     }
     for member in 0..u64::from(mix.group_consumers) {
         let process = GROUP_PROCESS_BASE + member;
-        let task =
-            group_consumer(process, bootstrap.clone(), targets.clone(), recorder.clone(), stop_consumers.clone());
-        tasks.push(clients.spawn(task));
+        let (bootstrap, targets, recorder, stop) =
+            (bootstrap.clone(), targets.clone(), recorder.clone(), stop_consumers.clone());
+        if mix.consumer_protocol {
+            tasks.push(clients.spawn(consumer_group_member(process, bootstrap, targets, recorder, stop)));
+        } else {
+            tasks.push(clients.spawn(group_consumer(process, bootstrap, targets, recorder, stop)));
+        }
     }
     for broker in &cluster.brokers {
         broker.disk.set_faults_enabled(true);

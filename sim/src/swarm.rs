@@ -48,6 +48,9 @@ pub struct FaultMix {
     pub consumers: u32,
     /// Members of the one consumer group (`group_workload.rs`); 0 is no group.
     pub group_consumers: u32,
+    /// The group's members speak KIP-848's consumer protocol (`consumer_group_workload.rs`)
+    /// rather than the classic one.
+    pub consumer_protocol: bool,
     /// Mean milliseconds between nemesis actions in the faulty phase.
     pub nemesis_interval_ms: u64,
     /// Process crash (kill -9, page cache survives) and restart.
@@ -128,6 +131,7 @@ impl FaultMix {
             idempotent_producers: 0,
             consumers: rng.gen_range(1..=CONSUMERS_MAX),
             group_consumers: 0,
+            consumer_protocol: false,
             nemesis_interval_ms: rng.gen_range(500..=5_000),
             kill: rng.gen_bool(0.5),
             power_loss: rng.gen_bool(0.4),
@@ -152,6 +156,7 @@ impl FaultMix {
         // Drawn last, so that every earlier knob of a seed is what it was before this one.
         mix.idempotent_producers = rng.gen_range(0..=producers);
         mix.group_consumers = if rng.gen_bool(0.6) { rng.gen_range(1..=GROUP_CONSUMERS_MAX) } else { 0 };
+        mix.consumer_protocol = mix.group_consumers > 0 && rng.gen_bool(0.5);
         mix
     }
 
@@ -184,7 +189,8 @@ impl FaultMix {
             (self.step_down_per_tick > 0.0, "step-down"),
             (self.fsync_delay_ms_max > 0, "slow-fsync"),
             (self.idempotent_producers > 0, "idempotent"),
-            (self.group_consumers > 0, "group"),
+            (self.group_consumers > 0 && !self.consumer_protocol, "group"),
+            (self.consumer_protocol, "group-kip848"),
             (self.topics.iter().any(|t| t.segment_bytes.is_some()), "tiny-segments"),
         ];
         for (enabled, name) in flags {

@@ -67,7 +67,8 @@ pub struct ListedGroup {
     pub group_type: Option<String>,
 }
 
-/// A group as DescribeGroups reports it. An unknown group is `Dead` with no members.
+/// A group as DescribeGroups reports it. An unknown group is `Dead` with no members, and so is
+/// a consumer group (KIP-848): [`Client::describe_any_group`] describes both types.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupDescription {
     pub group_id: String,
@@ -279,7 +280,7 @@ impl Client {
     /// Sends a group request to `group`'s coordinator; while `coordinator_code` finds a
     /// coordinator error in the answer, finds the coordinator again and resends. The last
     /// attempt's answer is returned as it is, for the caller to report its errors.
-    async fn coordinator_call<R: Request>(
+    pub(crate) async fn coordinator_call<R: Request>(
         &mut self,
         group: &str,
         build: impl Fn(i16) -> R,

@@ -18,6 +18,9 @@
 //!   group's coordinator, the KIP-122 offset reset plan [`Client::plan_seek`]) and the calls a
 //!   member loop makes, each sent once ([`Client::join_group`], [`Client::sync_group`],
 //!   [`Client::heartbeat`], [`Client::commit_as_member`], the range assignor).
+//!   KIP-848 members call [`Client::consumer_group_heartbeat`] instead.
+//!   [`Client::describe_any_group`] describes a group of either type, as Kafka 4's Admin does
+//!   (ConsumerGroupDescribe first, then DescribeGroups).
 //!
 //! It is deliberately not a full producer or consumer: no transactions, no member loop of its
 //! own and no background batching. One request is in flight at a time
@@ -36,6 +39,8 @@
 mod admin;
 mod client;
 pub mod connection;
+mod consumer_group_describe;
+mod consumer_member;
 pub mod error;
 mod fetch;
 mod groups;
@@ -48,6 +53,10 @@ pub mod versions;
 
 pub use admin::{ADMIN_TIMEOUT, ConfigChange, ConfigEntry, ConfigSource, NewTopic, TopicConfigs, TopicOutcome};
 pub use client::{CLIENT_ID_DEFAULT, Client};
+pub use consumer_group_describe::{ConsumerGroupDescription, ConsumerGroupMember, DescribedGroup, GroupType};
+pub use consumer_member::{
+    ConsumerHeartbeat, ConsumerHeartbeatAnswer, JOIN_MEMBER_EPOCH, LEAVE_MEMBER_EPOCH, NamedPartitions,
+};
 pub use error::{ClientError, KafkaError, error_name};
 pub use fetch::{
     BATCH_RECORDS_BYTES_MAX, ConsumerRecord, FETCH_MAX_BYTES_DEFAULT, FETCH_MAX_WAIT_DEFAULT,

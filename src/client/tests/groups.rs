@@ -4,19 +4,23 @@
 //! two members join one generation (KIP-394's MEMBER_ID_REQUIRED round included), the leader's
 //! range assignment splits the topic, a member's commits carry their metadata back through
 //! OffsetFetch, stale generations and unknown members are fenced, and a leave makes the other
-//! member rejoin alone.
+//! member rejoin alone. KIP-848: two ConsumerGroupHeartbeat members reconcile (revoke before
+//! reassign) while ConsumerGroupDescribe, the unified describe and ListGroups v5 show the
+//! group's type, epochs and each member's assignment and target; classic groups still describe
+//! through DescribeGroups.
 //!
 //! Skipped unless `SLUICE_TEST_BROKER` names a broker (`host:port`), as `tests/broker.rs`:
 //! `SLUICE_TEST_BROKER=127.0.0.1:9092 cargo test -p sluice-client --test groups`.
 //! It creates a topic and a group named `sluice-client-test-<pid>-<suffix>` and deletes them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sluice_client::{
-    Assignment, Client, ClientError, CommitOutcome, JoinOptions, JoinedGroup, NewTopic, Offset, PartitionId,
-    ProduceOptions, ProduceRecord, SeekTarget, range_assignment,
+    Assignment, CLIENT_ID_DEFAULT, Client, ClientError, CommitOutcome, ConsumerGroupDescription, ConsumerHeartbeat,
+    DescribedGroup, GroupType, JOIN_MEMBER_EPOCH, JoinOptions, JoinedGroup, LEAVE_MEMBER_EPOCH, NamedPartitions,
+    NewTopic, Offset, PartitionId, ProduceOptions, ProduceRecord, SeekTarget, range_assignment,
 };
 
 const BROKER_ENV: &str = "SLUICE_TEST_BROKER";
@@ -123,6 +127,10 @@ async fn standalone_commits_seek_and_delete() {
     let description = client.describe_group(&group).await.unwrap();
     assert_eq!(description.state, "Empty", "{description:?}");
     assert!(description.members.is_empty());
+    // A group that only has offsets is classic: ConsumerGroupDescribe does not know it.
+    assert_eq!(client.describe_consumer_group(&group).await.unwrap(), None);
+    assert_eq!(client.describe_any_group(&group).await.unwrap(), DescribedGroup::Classic(description));
+    assert!(ours.group_type.as_deref().is_none_or(|t| t == GroupType::Classic.name()), "{ours:?}");
 
     // Seek to the start: the committed partitions, from where they are to the log start.
     let plan = client.plan_seek(&group, SeekTarget::Start, None).await.unwrap();
@@ -227,6 +235,27 @@ async fn two_members_split_commit_are_fenced_and_rebalance() {
     a.heartbeat(&group, generation, &id_a).await.unwrap();
     b.heartbeat(&group, generation, &id_b).await.unwrap();
 
+    // A classic group with members describes through DescribeGroups, assignments decoded.
+    let DescribedGroup::Classic(described) = a.describe_any_group(&group).await.unwrap() else {
+        panic!("group {group} is classic");
+    };
+    assert_eq!((described.state.as_str(), described.protocol.as_str()), ("Stable", "range"), "{described:?}");
+    let mut held: Vec<(String, i32)> = DescribedGroup::Classic(described.clone())
+        .assigned()
+        .into_iter()
+        .map(|(member_id, _, partition)| (member_id.to_owned(), partition.0))
+        .collect();
+    held.sort_by_key(|(_, partition)| *partition);
+    let mut planned: Vec<(String, i32)> = plan
+        .iter()
+        .flat_map(|(id, topics)| topics.iter().flat_map(move |(_, ps)| ps.iter().map(|p| (id.clone(), p.0))))
+        .collect();
+    planned.sort_by_key(|(_, partition)| *partition);
+    assert_eq!(held, planned);
+    let listed = a.list_groups().await.unwrap();
+    let ours = listed.iter().find(|listed| listed.group_id == group).unwrap();
+    assert!(ours.group_type.as_deref().is_none_or(|t| t == GroupType::Classic.name()), "{ours:?}");
+
     // A member's commit keeps its metadata; OffsetFetch returns both.
     let commit = [(topic.clone(), PartitionId(0), Offset(7), "commit-a-1".to_owned())];
     let outcomes = a.commit_as_member(&group, generation, &id_a, &commit).await.unwrap();
@@ -258,6 +287,148 @@ async fn two_members_split_commit_are_fenced_and_rebalance() {
     a.heartbeat(&group, rejoined.generation_id, &id_a).await.unwrap();
 
     a.leave_group(&group, &id_a).await.unwrap();
+    assert_eq!(a.delete_groups(&[&group]).await.unwrap(), [(group.clone(), Ok(()))]);
+    a.delete_topics(&[&topic]).await.unwrap()[0].1.clone().unwrap();
+}
+
+/// Heartbeats one KIP-848 member may send while reconciling before the test gives up.
+const HEARTBEATS_MAX: u32 = 10;
+const REBALANCE_TIMEOUT_MS: i32 = 10_000;
+
+fn joining(member_id: &str, topic: &str) -> ConsumerHeartbeat {
+    ConsumerHeartbeat {
+        member_id: member_id.to_owned(),
+        member_epoch: JOIN_MEMBER_EPOCH,
+        instance_id: None,
+        rebalance_timeout_ms: REBALANCE_TIMEOUT_MS,
+        subscribed_topics: Some(vec![topic.to_owned()]),
+        server_assignor: None,
+        owned: None,
+    }
+}
+
+/// A heartbeat that changes nothing but reports what the member owns.
+fn owning(member_id: &str, member_epoch: i32, owned: &NamedPartitions) -> ConsumerHeartbeat {
+    ConsumerHeartbeat {
+        member_id: member_id.to_owned(),
+        member_epoch,
+        instance_id: None,
+        rebalance_timeout_ms: -1,
+        subscribed_topics: None,
+        server_assignor: None,
+        owned: Some(owned.clone()),
+    }
+}
+
+fn partitions(topic: &str, partitions: impl IntoIterator<Item = i32>) -> NamedPartitions {
+    [(topic.to_owned(), partitions.into_iter().collect::<BTreeSet<i32>>())].into()
+}
+
+/// Heartbeats as a member that revokes and takes whatever it is told at once, until it holds
+/// `target` at `epoch`. Returns what it owns.
+async fn reconcile(
+    client: &mut Client,
+    group: &str,
+    member_id: &str,
+    (mut member_epoch, mut owned): (i32, NamedPartitions),
+    epoch: i32,
+    target: &NamedPartitions,
+) -> NamedPartitions {
+    for _ in 0..HEARTBEATS_MAX {
+        if member_epoch == epoch && owned == *target {
+            return owned;
+        }
+        let answer = client.consumer_group_heartbeat(group, &owning(member_id, member_epoch, &owned)).await.unwrap();
+        assert_eq!(answer.error, None, "{answer:?}");
+        member_epoch = answer.member_epoch;
+        owned = answer.assignment.unwrap_or(owned);
+    }
+    panic!("member {member_id} holds {owned:?} at epoch {member_epoch} after {HEARTBEATS_MAX} heartbeats");
+}
+
+/// The one member of `described` with id `member_id`.
+fn member<'a>(described: &'a ConsumerGroupDescription, member_id: &str) -> &'a sluice_client::ConsumerGroupMember {
+    let found = described.members.iter().find(|member| member.member_id == member_id);
+    found.unwrap_or_else(|| panic!("no member {member_id} in {described:?}"))
+}
+
+#[tokio::test]
+async fn a_consumer_group_describes_its_epochs_and_reconciliation() {
+    let Some(address) = broker() else { return };
+    let topic = name("kip848-topic");
+    let group = name("kip848-group");
+    let (id_a, id_b) = (name("kip848-member-a"), name("kip848-member-b"));
+    let (mut a, mut b) = (Client::connect(&address).await.unwrap(), Client::connect(&address).await.unwrap());
+    create_ready_topic(&mut a, &topic).await;
+    let all = partitions(&topic, 0..PARTITION_COUNT);
+
+    // A joins alone and is given every partition at once: the group is Stable at epoch e1.
+    let joined_a = a.consumer_group_heartbeat(&group, &joining(&id_a, &topic)).await.unwrap();
+    assert_eq!((joined_a.error.clone(), joined_a.member_id.as_deref()), (None, Some(id_a.as_str())), "{joined_a:?}");
+    let e1 = joined_a.member_epoch;
+    assert!(e1 > 0 && joined_a.assignment.as_ref() == Some(&all), "{joined_a:?}");
+    let described = a.describe_consumer_group(&group).await.unwrap().expect("a consumer group");
+    assert_eq!((described.state.as_str(), described.group_epoch, described.assignment_epoch), ("Stable", e1, e1));
+    assert_eq!(described.assignor_name, "uniform", "the default server assignor");
+    let only = member(&described, &id_a);
+    assert_eq!((only.member_epoch, &only.assignment, &only.target_assignment), (e1, &all, &all));
+    assert_eq!((only.client_id.as_str(), &only.subscribed_topic_names), (CLIENT_ID_DEFAULT, &vec![topic.clone()]));
+    assert!(!only.client_host.is_empty() && only.instance_id.is_none(), "{only:?}");
+
+    // B joins: the target splits the topic, but B gets nothing until A revokes (KIP-848).
+    let joined_b = b.consumer_group_heartbeat(&group, &joining(&id_b, &topic)).await.unwrap();
+    assert_eq!(joined_b.error, None, "{joined_b:?}");
+    let e2 = joined_b.member_epoch;
+    assert!(e2 > e1, "{joined_b:?}");
+    let described = a.describe_consumer_group(&group).await.unwrap().expect("a consumer group");
+    assert_eq!((described.state.as_str(), described.group_epoch, described.assignment_epoch), ("Reconciling", e2, e2));
+    let (member_a, member_b) = (member(&described, &id_a), member(&described, &id_b));
+    assert_eq!((member_a.member_epoch, &member_a.assignment), (e1, &all), "A has not heartbeated since");
+    assert_eq!((member_b.member_epoch, member_b.assignment.is_empty()), (e2, true), "{member_b:?}");
+    let (target_a, target_b) = (member_a.target_assignment.clone(), member_b.target_assignment.clone());
+    let target_a_set: BTreeSet<i32> = target_a.get(&topic).cloned().unwrap_or_default();
+    let target_b_set: BTreeSet<i32> = target_b.get(&topic).cloned().unwrap_or_default();
+    assert!(!target_a_set.is_empty() && !target_b_set.is_empty(), "{described:?}");
+    assert!(target_a_set.is_disjoint(&target_b_set), "{described:?}");
+    assert_eq!(target_a_set.union(&target_b_set).copied().collect::<BTreeSet<_>>(), all[&topic]);
+
+    // The unified describe prefers ConsumerGroupDescribe; DescribeGroups knows only classic
+    // groups and answers Dead, as Kafka does; ListGroups v5 names the type.
+    assert_eq!(a.describe_any_group(&group).await.unwrap(), DescribedGroup::Consumer(described.clone()));
+    let classic_view = a.describe_group(&group).await.unwrap();
+    assert_eq!((classic_view.state.as_str(), classic_view.members.len()), ("Dead", 0), "{classic_view:?}");
+    let listed = a.list_groups().await.unwrap();
+    let ours = listed.iter().find(|listed| listed.group_id == group).unwrap();
+    assert_eq!((ours.protocol_type.as_str(), ours.group_type.as_deref()), ("consumer", Some("consumer")), "{ours:?}");
+    assert_eq!(ours.state.as_deref(), Some("Reconciling"));
+
+    // A revokes what moves to B, then B takes it: every member at e2, holding its target.
+    let owned_a = reconcile(&mut a, &group, &id_a, (e1, all.clone()), e2, &target_a).await;
+    let owned_b = reconcile(&mut b, &group, &id_b, (e2, NamedPartitions::new()), e2, &target_b).await;
+    let DescribedGroup::Consumer(described) = b.describe_any_group(&group).await.unwrap() else {
+        panic!("group {group} is a consumer group");
+    };
+    assert_eq!((described.state.as_str(), described.group_epoch, described.assignment_epoch), ("Stable", e2, e2));
+    for (member_id, owned) in [(&id_a, &owned_a), (&id_b, &owned_b)] {
+        let described = member(&described, member_id);
+        assert_eq!((described.member_epoch, &described.assignment), (e2, owned), "{described:?}");
+        assert_eq!(described.target_assignment, described.assignment, "{described:?}");
+    }
+
+    // Both leave: the group is Empty, still a consumer group, at a newer epoch.
+    for (client, member_id) in [(&mut a, &id_a), (&mut b, &id_b)] {
+        let leave = ConsumerHeartbeat { member_epoch: LEAVE_MEMBER_EPOCH, owned: None, ..owning(member_id, 0, &all) };
+        let answer = client.consumer_group_heartbeat(&group, &leave).await.unwrap();
+        assert_eq!((answer.error, answer.member_epoch), (None, LEAVE_MEMBER_EPOCH));
+    }
+    let described = a.describe_any_group(&group).await.unwrap();
+    assert_eq!(
+        (described.group_type(), described.state(), described.member_count()),
+        (GroupType::Consumer, "Empty", 0)
+    );
+    let DescribedGroup::Consumer(empty) = &described else { unreachable!("checked above") };
+    assert!(empty.group_epoch > e2, "{empty:?}");
+
     assert_eq!(a.delete_groups(&[&group]).await.unwrap(), [(group.clone(), Ok(()))]);
     a.delete_topics(&[&topic]).await.unwrap()[0].1.clone().unwrap();
 }
