@@ -84,11 +84,13 @@ def run_tlc(jar, work, classic, timeout_s):
 
 def verdict(output):
     """('PASS'|'REJECTED'|'UNSAFE'|'ERROR', depth or None)."""
-    if "TRACE ACCEPTED" in output or "Invariant TraceNotFullyMatched is violated" in output:
-        return "PASS", None
+    # Unsafe first: the last record may be explained (TRACE ACCEPTED printed) by a step into a
+    # state that breaks a safety invariant.
     if "Invariant TraceSafety is violated" in output or "TraceHighWatermarkMonotonic is violated" in output:
         m = re.findall(r"^State (\d+):", output, re.M)
         return "UNSAFE", int(m[-1]) if m else None
+    if "TRACE ACCEPTED" in output or "Invariant TraceNotFullyMatched is violated" in output:
+        return "PASS", None
     m = re.search(r"The depth of the complete state graph search is (\d+)", output)
     if m and "No error has been found" in output:
         return "REJECTED", int(m.group(1))
