@@ -18,60 +18,20 @@
 use crate::check::LIVENESS;
 use crate::cluster::Cluster;
 use crate::swarm::FaultMix;
-use bytes::Bytes;
 use sluice_checker::raft::LOG_MATCHING;
 use sluice_checker::{FinalRead, NO_LOST_WRITE, PartitionKey, Violation};
-use sluice_protocol::records::decode_batch;
-use sluice_storage::{LogConfig, PartitionLog};
-use sluice_types::{BatchHeader, Offset};
+use sluice_storage::{ReplicaLog, compare_replicas, read_replica_log};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Bytes one read call asks for.
-const READ_BYTES: u32 = 1 << 20;
-/// Batches one replica's final read may hold (bounds the loop).
-const BATCHES_MAX: usize = 10_000_000;
-
-/// One replica's log: batch bytes by base offset, and its log start.
-struct ReplicaLog {
-    node: u32,
-    log_start: i64,
-    log_end: i64,
-    batches: BTreeMap<i64, (BatchHeader, Bytes)>,
-}
-
 async fn read_log(cluster: &Cluster, node: u32, dir: &Path) -> Result<Option<ReplicaLog>, String> {
     let disk = cluster.brokers[(node - 1) as usize].disk.clone();
-    if !sluice_io::Disk::exists(&disk, dir).await.map_err(|e| e.to_string())? {
-        return Ok(None);
+    let log = read_replica_log(disk, node, dir).await?;
+    if let Some(log) = &log {
+        let (log_start, log_end, batches) = (log.log_start, log.log_end, log.batches.len());
+        tracing::info!(target: "sluice_sim", node, dir = %dir.display(), log_start, log_end, batches, "final read");
     }
-    let log = PartitionLog::open(disk, dir, LogConfig::default(), 0)
-        .await
-        .map_err(|e| format!("node {node} {}: {e}", dir.display()))?;
-    let (log_start, log_end) = (log.log_start_offset().0, log.log_end_offset().0);
-    let mut batches = BTreeMap::new();
-    let mut offset = log_start;
-    while offset < log_end {
-        assert!(batches.len() < BATCHES_MAX, "final read over BATCHES_MAX");
-        let read = log
-            .read(Offset(offset), READ_BYTES, Offset(log_end))
-            .await
-            .map_err(|e| format!("node {node} read at {offset}: {e}"))?;
-        let mut rest = read.records.clone();
-        if rest.is_empty() {
-            break;
-        }
-        while !rest.is_empty() {
-            let header =
-                BatchHeader::parse_verified(&rest).map_err(|e| format!("node {node} batch at {offset}: {e}"))?;
-            let size = header.size_bytes() as usize;
-            let batch = rest.split_to(size);
-            offset = header.next_offset().0;
-            batches.insert(header.base_offset.0, (header, batch));
-        }
-    }
-    tracing::info!(target: "sluice_sim", node, dir = %dir.display(), log_start, log_end, batches = batches.len(), "final read");
-    Ok(Some(ReplicaLog { node, log_start, log_end, batches }))
+    Ok(log)
 }
 
 /// Reads every replica of every partition; returns the final reads and LogMatching violations.
@@ -120,89 +80,35 @@ pub async fn read_replicas(
     (reads, violations)
 }
 
-/// Compares one partition's replica logs below the committed end: the leader's high watermark,
-/// or (no leader answered) the largest end a majority of the replicas reach.
+/// Compares one partition's replica logs (`sluice_storage::compare_replicas`) and names what
+/// it found with the simulator's checkers.
 fn compare(
     key: &PartitionKey,
     logs: &[ReplicaLog],
     replication_factor: i16,
     high_watermark: Option<i64>,
 ) -> (Vec<FinalRead>, Vec<Violation>) {
-    let mut violations = Vec::new();
-    let majority = replication_factor as usize / 2 + 1;
-    let mut ends: Vec<i64> = logs.iter().map(|l| l.log_end).collect();
-    ends.sort_unstable_by(|a, b| b.cmp(a));
-    let committed_end = high_watermark.unwrap_or_else(|| ends.get(majority - 1).copied().unwrap_or(0));
-    // LogMatching over the committed prefix: every replica holding a batch below the end holds
-    // the same bytes as the first replica that has it.
-    let reference = logs.iter().max_by_key(|l| l.log_end);
-    if let Some(reference) = reference {
-        for log in logs {
-            for (base, (header, bytes)) in log.batches.range(..committed_end) {
-                match reference.batches.get(base) {
-                    Some((_, theirs)) if theirs == bytes => {}
-                    Some(_) => violations.push(Violation {
-                        checker: LOG_MATCHING,
-                        message: format!(
-                            "{key}: the committed batch at offset {base}..{} differs between node {} and node {}",
-                            header.next_offset().0,
-                            log.node,
-                            reference.node
-                        ),
-                    }),
-                    None if *base >= reference.log_start => violations.push(Violation {
-                        checker: LOG_MATCHING,
-                        message: format!(
-                            "{key}: node {} holds a committed batch at offset {base} that node {} lacks",
-                            log.node, reference.node
-                        ),
-                    }),
-                    None => {}
-                }
-            }
-        }
+    let found = compare_replicas(&key.to_string(), logs, replication_factor, high_watermark);
+    let mut violations: Vec<Violation> =
+        found.mismatches.into_iter().map(|message| Violation { checker: LOG_MATCHING, message }).collect();
+    let settle_s = crate::run::SETTLE_MS / 1000;
+    for (node, log_end) in found.behind {
+        let message = format!(
+            "{key}: node {node}'s replica ends at offset {log_end}, behind its leader's high watermark {}, {settle_s} s after the cluster served again",
+            found.committed_end
+        );
+        violations.push(Violation { checker: LIVENESS, message });
     }
-    let mut reads = Vec::new();
-    for log in logs {
-        if log.log_end < committed_end && high_watermark.is_some() {
-            let settle_s = crate::run::SETTLE_MS / 1000;
-            let message = format!(
-                "{key}: node {}'s replica ends at offset {}, behind its leader's high watermark {committed_end}, {settle_s} s after the cluster served again",
-                log.node, log.log_end
-            );
-            violations.push(Violation { checker: LIVENESS, message });
-            continue;
-        }
-        let high_watermark = committed_end.min(log.log_end);
-        let mut records = Vec::new();
-        for (_, (header, bytes)) in log.batches.range(..high_watermark) {
-            if header.is_control() {
-                continue;
-            }
-            match decode_batch(bytes, 64 << 20) {
-                Ok((header, decoded)) => {
-                    for record in decoded {
-                        let offset = header.base_offset.0 + i64::from(record.offset_delta);
-                        let value = record.value.map(|v| String::from_utf8_lossy(&v).into_owned()).unwrap_or_default();
-                        records.push((offset, value));
-                    }
-                }
-                Err(error) => violations.push(Violation {
-                    checker: LOG_MATCHING,
-                    message: format!(
-                        "{key}: node {} batch at {} does not decode: {error}",
-                        log.node, header.base_offset.0
-                    ),
-                }),
-            }
-        }
-        reads.push(FinalRead {
-            node: log.node,
+    let reads = found
+        .reads
+        .into_iter()
+        .map(|read| FinalRead {
+            node: read.node,
             partition: key.clone(),
-            high_watermark: high_watermark.max(log.log_start),
-            log_start: log.log_start,
-            records,
-        });
-    }
+            high_watermark: read.high_watermark,
+            log_start: read.log_start,
+            records: read.records,
+        })
+        .collect();
     (reads, violations)
 }

@@ -224,7 +224,7 @@ pub async fn run_seed(options: SeedOptions, mix: FaultMix) -> SeedOutcome {
     cluster.stop_all();
     let (final_reads, mut read_violations) = read_replicas(&cluster, &mix, &replicas, &high_watermarks).await;
     outcome.violations.append(&mut read_violations);
-    outcome.history = History { ops: recorder.take(), final_reads };
+    outcome.history = History { ops: recorder.take(), final_reads, ..History::default() };
     finish(outcome, started, cluster, &mix)
 }
 
@@ -423,6 +423,7 @@ async fn write_everywhere(bootstrap: &str, partitions: &[PartitionKey], recorder
                 complete_ms: recorder.now_ms(),
                 outcome,
                 idempotent: false,
+                op_id: None,
             });
             if offset.is_some() {
                 break;

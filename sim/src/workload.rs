@@ -137,6 +137,7 @@ pub async fn producer(
             complete_ms: recorder.now_ms(),
             outcome,
             idempotent: false,
+            op_id: None,
         });
         if !matches!(answer, Ok(Ok(_))) {
             client = connect(&bootstrap, &client_id).await;
@@ -231,6 +232,7 @@ pub async fn idempotent_producer(
             complete_ms: recorder.now_ms(),
             outcome,
             idempotent: true,
+            op_id: None,
         });
         if given_up {
             // The partition's sequence is in doubt: continue under a bumped epoch (KIP-360).
@@ -314,6 +316,7 @@ pub async fn poll_partition(
         complete_ms: recorder.now_ms(),
         high_watermark: fetched.high_watermark.0,
         records,
+        op_id: None,
     });
     *position = (*position).max(fetched.next_offset.0);
     Ok(())

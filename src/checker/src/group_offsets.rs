@@ -30,6 +30,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::anomaly;
 use crate::history::{CommitOutcome, History, Op, PartitionKey};
 use crate::report::{GROUP_OFFSETS_DURABLE, Sink};
 
@@ -198,7 +199,7 @@ fn check_not_lost(groups: &Groups<'_>, register: &Register, read: &ReadView<'_>,
     let message = format!(
         "{read} found no committed offset, but the {lost} was acknowledged before the read began ({before} acknowledged commits were): an acknowledged commit was lost"
     );
-    sink.push(GROUP_OFFSETS_DURABLE, message);
+    sink.push_as(GROUP_OFFSETS_DURABLE, anomaly::GROUP_OFFSET_LOST, message);
 }
 
 // Herlihy & Wing 1990, as Jepsen's register checkers apply it to unique values: the value read
@@ -214,7 +215,7 @@ fn check_read_of(
 ) {
     let Some(&w) = groups.commit_by_metadata.get(metadata) else {
         let message = format!("{read} read offset {offset} with metadata {metadata:?}, which no commit made");
-        sink.push(GROUP_OFFSETS_DURABLE, message);
+        sink.push_as(GROUP_OFFSETS_DURABLE, anomaly::GROUP_OFFSET_UNKNOWN_COMMIT, message);
         return;
     };
     let commit = &groups.commits[w];
@@ -223,22 +224,22 @@ fn check_read_of(
             "{read} read offset {offset} with metadata {metadata:?}, which is the {commit} of group {:?} {}",
             commit.group, commit.partition
         );
-        sink.push(GROUP_OFFSETS_DURABLE, message);
+        sink.push_as(GROUP_OFFSETS_DURABLE, anomaly::GROUP_OFFSET_UNKNOWN_COMMIT, message);
         return;
     }
     if commit.offset != offset {
         let message = format!("{read} read offset {offset} with metadata {metadata:?}, but that is the {commit}");
-        sink.push(GROUP_OFFSETS_DURABLE, message);
+        sink.push_as(GROUP_OFFSETS_DURABLE, anomaly::GROUP_OFFSET_UNKNOWN_COMMIT, message);
     }
     if commit.invoke_ms > read.complete_ms {
         let message = format!("{read} read the {commit}, invoked after the read completed (read from the future)");
-        sink.push(GROUP_OFFSETS_DURABLE, message);
+        sink.push_as(GROUP_OFFSETS_DURABLE, anomaly::GROUP_OFFSET_FUTURE_READ, message);
     }
     match commit.outcome {
         CommitOutcome::Failed => {
             let message =
                 format!("{read} read the {commit}, which the coordinator refused (a refused commit is visible)");
-            sink.push(GROUP_OFFSETS_DURABLE, message);
+            sink.push_as(GROUP_OFFSETS_DURABLE, anomaly::GROUP_OFFSET_REFUSED_READ, message);
         }
         // Its write may land at any later time: never stale.
         CommitOutcome::Indeterminate => {}
@@ -247,7 +248,7 @@ fn check_read_of(
                 let message = format!(
                     "{read} read the {commit}, but the {newer} was invoked after it completed and acknowledged before the read began (stale read)"
                 );
-                sink.push(GROUP_OFFSETS_DURABLE, message);
+                sink.push_as(GROUP_OFFSETS_DURABLE, anomaly::GROUP_OFFSET_STALE_READ, message);
             }
         }
     }
@@ -318,6 +319,7 @@ mod tests {
                 commit("middle", CommitOutcome::Ok, 20, 45),
             ],
             final_reads: vec![],
+            ..History::default()
         };
         let groups = Groups::build(&history);
         let partition = key();
@@ -338,6 +340,7 @@ mod tests {
                 read(Some("old"), 21, 31), // Began before "new" was acknowledged: fine.
             ],
             final_reads: vec![],
+            ..History::default()
         };
         let found = messages(&history);
         assert_eq!(found.len(), 1, "{found:?}");
@@ -370,7 +373,7 @@ mod tests {
                 let invoke_ms = next(&mut state) % 160;
                 ops.push(read(Some(&seen), invoke_ms, invoke_ms + next(&mut state) % 10));
             }
-            let history = History { ops, final_reads: vec![] };
+            let history = History { ops, final_reads: vec![], ..History::default() };
             let groups = Groups::build(&history);
             let partition = key();
             let register = &groups.registers[&(GROUP, &partition)];

@@ -52,6 +52,8 @@ pub(crate) struct SendView<'h> {
     pub complete_ms: u64,
     pub outcome: &'h SendOutcome,
     pub idempotent: bool,
+    /// The Jepsen operation the line belongs to (`Op::op_id`).
+    pub op_id: Option<u64>,
 }
 
 impl SendView<'_> {
@@ -72,6 +74,8 @@ pub(crate) struct PollView<'h> {
     pub complete_ms: u64,
     pub high_watermark: i64,
     pub records: &'h [(i64, String)],
+    /// The Jepsen operation the line belongs to (`Op::op_id`).
+    pub op_id: Option<u64>,
 }
 
 pub(crate) struct SeekView<'h> {
@@ -186,7 +190,7 @@ impl<'h> Index<'h> {
 
     fn add_op(&mut self, op_number: u64, op: &'h Op) {
         match op {
-            Op::Send { process, partition: key, value, invoke_ms, complete_ms, outcome, idempotent } => {
+            Op::Send { process, partition: key, value, invoke_ms, complete_ms, outcome, idempotent, op_id } => {
                 let partition = self.partitions.entry(key).or_default();
                 let send = SendView {
                     op: op_number,
@@ -197,6 +201,7 @@ impl<'h> Index<'h> {
                     complete_ms: *complete_ms,
                     outcome,
                     idempotent: *idempotent,
+                    op_id: *op_id,
                 };
                 if let Some(offset) = send.acked_offset() {
                     partition.observe(offset, value, Source::Ack { op: op_number, process: *process });
@@ -205,7 +210,16 @@ impl<'h> Index<'h> {
                 self.send_by_value.entry(value).or_insert(self.sends.len());
                 self.sends.push(send);
             }
-            Op::Poll { process, partition: key, fetch_offset, invoke_ms, complete_ms, high_watermark, records } => {
+            Op::Poll {
+                process,
+                partition: key,
+                fetch_offset,
+                invoke_ms,
+                complete_ms,
+                high_watermark,
+                records,
+                op_id,
+            } => {
                 let partition = self.partitions.entry(key).or_default();
                 for (offset, value) in records {
                     partition.observe(*offset, value, Source::Poll { op: op_number, process: *process });
@@ -220,6 +234,7 @@ impl<'h> Index<'h> {
                     complete_ms: *complete_ms,
                     high_watermark: *high_watermark,
                     records,
+                    op_id: *op_id,
                 });
             }
             Op::Seek { process, partition: key, offset: _, at_ms } => {

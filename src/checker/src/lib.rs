@@ -7,7 +7,11 @@
 //! (jepsen_tla.md §1.8, dst.md §5): replica logs agree, acknowledged sends survive on every
 //! replica, and acknowledged-before-invoked sends are ordered. Committed group offsets are judged
 //! as registers (Herlihy & Wing 1990): a fetched offset was committed, and an acknowledged commit
-//! is never lost nor overwritten by an older one (Kafka protocol guide, OffsetCommit).
+//! is never lost nor overwritten by an older one (Kafka protocol guide, OffsetCommit). Where the
+//! harness ran Jepsen's final-poll phase, acknowledged values must all have been polled
+//! (`Unseen`), and the ops' dependency graph must be acyclic (`DependencyCycle`, Elle's G0/G1c
+//! classes and their -process/-realtime variants, jepsen_tla.md §1.6). Every violation is also
+//! counted under an anomaly class ([`anomaly`], Jepsen's names where Jepsen has one).
 //!
 //! Why a separate, pure crate: the madsim simulator and the real-process Jepsen harness record
 //! the same JSON-lines history and must reach the same verdict. So this crate has no tokio, no
@@ -15,8 +19,12 @@
 //! yields the same report, violation for violation.
 //!
 //! Cost: every check is a linear or n·log n pass over maps built once (dst.md §5.3, "checks are
-//! linear-time maps"); no search over orderings.
+//! linear-time maps"); no search over orderings. The cycle search is linear per anomaly class
+//! (strongly connected components, then one breadth-first search per component) and bounded by
+//! named constants in cycles.rs.
 
+pub mod anomaly;
+mod cycles;
 mod group_offsets;
 mod history;
 mod index;
@@ -24,16 +32,20 @@ mod offsets;
 mod polls;
 pub mod raft;
 mod report;
+mod scc;
+mod unseen;
 mod wellformed;
 mod writes;
 
+pub use anomaly::{ANOMALY_CLASSES, SLUICE_ANOMALY_CLASSES};
 pub use history::{
-    CommitOutcome, FinalRead, HISTORY_LINES_MAX, History, HistoryError, Line, Op, PartitionKey, SendOutcome,
+    CommitOutcome, FinalPolls, FinalRead, HISTORY_LINES_MAX, History, HistoryError, Line, NemesisEvent, NemesisPhase,
+    Op, PartitionKey, SendOutcome,
 };
 pub use report::{
-    ABORTED_READ, CHECKER_NAMES, GROUP_OFFSETS_DURABLE, HARNESS_ERROR, HIGH_WATERMARK_MONOTONIC, NO_DUPLICATE,
-    NO_LOST_WRITE, NO_PHANTOM_READ, OFFSETS_UNIQUE, POLL_MONOTONIC, READS_BELOW_HIGH_WATERMARK, Report, SEND_MONOTONIC,
-    SEND_REALTIME_ORDER, Stats, VIOLATIONS_PER_CHECKER_MAX, Violation,
+    ABORTED_READ, CHECKER_NAMES, DEPENDENCY_CYCLE, GROUP_OFFSETS_DURABLE, HARNESS_ERROR, HIGH_WATERMARK_MONOTONIC,
+    NO_DUPLICATE, NO_LOST_WRITE, NO_PHANTOM_READ, OFFSETS_UNIQUE, POLL_MONOTONIC, READS_BELOW_HIGH_WATERMARK, Report,
+    SEND_MONOTONIC, SEND_REALTIME_ORDER, Stats, UNSEEN, VIOLATIONS_PER_CHECKER_MAX, Violation,
 };
 
 use history::SendOutcome as Outcome;
@@ -47,9 +59,13 @@ pub fn check(history: &History) -> Report {
     wellformed::check(history, &index, &mut sink);
     let duplicates_allowed = offsets::check(&index, &mut sink);
     writes::check(&index, &mut sink);
+    let final_polls_unreached = unseen::check(history, &index, &mut sink);
     polls::check(&index, &mut sink);
+    let cycle_search_truncated = cycles::check(&index, &mut sink);
     group_offsets::check(history, &mut sink);
-    sink.finish(stats(history, &index, duplicates_allowed))
+    let mut stats = stats(history, &index, duplicates_allowed);
+    (stats.final_polls_unreached, stats.cycle_search_truncated) = (final_polls_unreached, cycle_search_truncated);
+    sink.finish(stats)
 }
 
 fn stats(history: &History, index: &Index<'_>, duplicates_allowed: u64) -> Stats {
@@ -69,6 +85,11 @@ fn stats(history: &History, index: &Index<'_>, duplicates_allowed: u64) -> Stats
         final_read_replicas: count(history.final_reads.len()),
         partitions: count(index.partitions.len()),
         violations_suppressed: 0,
+        anomalies: std::collections::BTreeMap::new(),
+        nemesis_events: count(history.nemesis.len()),
+        final_polls: count(history.final_polls.len()),
+        final_polls_unreached: 0,
+        cycle_search_truncated: false,
     };
     let ops = stats.sends_ok
         + stats.sends_failed

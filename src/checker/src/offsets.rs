@@ -11,6 +11,7 @@
 //! also lives here: where two replicas' committed ranges overlap, one holding a data record at an
 //! offset where the other holds none is an `OffsetsUnique` violation too.
 
+use crate::anomaly;
 use crate::history::PartitionKey;
 use crate::index::{Index, PartitionIndex, Replica};
 use crate::report::{NO_DUPLICATE, NO_PHANTOM_READ, OFFSETS_UNIQUE, Sink};
@@ -36,7 +37,7 @@ fn check_offsets_unique(key: &PartitionKey, partition: &PartitionIndex<'_>, sink
         }
         let listing: Vec<String> = values.keys().map(|value| partition.witness(*offset, value)).collect();
         let message = format!("{key} offset {offset} holds {} different values: {}", values.len(), listing.join(", "));
-        sink.push(OFFSETS_UNIQUE, message);
+        sink.push_as(OFFSETS_UNIQUE, anomaly::INCONSISTENT_OFFSETS, message);
     }
 }
 
@@ -65,7 +66,7 @@ fn check_pair(key: &PartitionKey, holder: &Replica<'_>, other: &Replica<'_>, sin
                 holder.node,
                 other.describe()
             );
-            sink.push(OFFSETS_UNIQUE, message);
+            sink.push_as(OFFSETS_UNIQUE, anomaly::REPLICA_DIVERGENCE, message);
         }
     }
 }
@@ -93,7 +94,7 @@ fn check_duplicates(key: &PartitionKey, index: &Index<'_>, partition: &Partition
             offsets.len(),
             listing.join(", ")
         );
-        sink.push(NO_DUPLICATE, message);
+        sink.push_as(NO_DUPLICATE, anomaly::DUPLICATE, message);
     }
     allowed
 }
@@ -107,14 +108,14 @@ fn check_phantoms(key: &PartitionKey, index: &Index<'_>, partition: &PartitionIn
         match index.send_of(value) {
             None => {
                 let message = format!("{key} offset {offset} holds {seen}, which no send produced");
-                sink.push(NO_PHANTOM_READ, message);
+                sink.push_as(NO_PHANTOM_READ, anomaly::PHANTOM_READ, message);
             }
             Some(send) if send.partition != key => {
                 let message = format!(
                     "{key} offset {offset} holds {seen}, which process {} (op #{}) sent to {}",
                     send.process, send.op, send.partition
                 );
-                sink.push(NO_PHANTOM_READ, message);
+                sink.push_as(NO_PHANTOM_READ, anomaly::PHANTOM_READ, message);
             }
             Some(_) => {}
         }

@@ -13,6 +13,7 @@ use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::ops::Range;
 
+use crate::anomaly;
 use crate::history::PartitionKey;
 use crate::index::{Index, PartitionIndex, PollView, Replica, SeekView};
 use crate::report::{HIGH_WATERMARK_MONOTONIC, POLL_MONOTONIC, READS_BELOW_HIGH_WATERMARK, Sink};
@@ -63,7 +64,18 @@ pub(crate) fn check(index: &Index<'_>, sink: &mut Sink) {
     }
 }
 
-// Jepsen kafka checker: nonmonotonic-poll, poll-skip, int-nonmonotonic-poll, int-poll-skip.
+/// Where a consumer stands after a poll: the offset after the last record returned since the
+/// last seek, the `Poll` line that returned it, and that line's Jepsen operation.
+#[derive(Clone, Copy)]
+struct Cursor {
+    next: i64,
+    op: u64,
+    op_id: Option<u64>,
+}
+
+// Jepsen kafka checker: nonmonotonic-poll, poll-skip, int-nonmonotonic-poll, int-poll-skip
+// (jepsen_tla.md §1.5.7, §1.5.9). The int- variants are the ones inside one poll op: within one
+// `Poll` line, or between two lines of one `op_id` (a Jepsen op of two poll mops).
 fn check_poll_monotonic(
     key: &PartitionKey,
     process: u64,
@@ -71,8 +83,7 @@ fn check_poll_monotonic(
     events: &[Event<'_, '_>],
     sink: &mut Sink,
 ) {
-    // The offset after the last record returned since the last seek, and the op that returned it.
-    let mut cursor: Option<(i64, u64)> = None;
+    let mut cursor: Option<Cursor> = None;
     for event in events {
         let poll = match event {
             Event::Seek(_) => {
@@ -84,53 +95,63 @@ fn check_poll_monotonic(
         let at = format!("{key} process {process} op #{}", poll.op);
         let Some(&(first, _)) = poll.records.first() else { continue };
         if first < poll.fetch_offset {
-            sink.push(
-                POLL_MONOTONIC,
-                format!("{at} fetched from offset {} but returned offset {first}", poll.fetch_offset),
-            );
+            // Below the position the previous polls (or a seek) left the consumer at.
+            let message = format!("{at} fetched from offset {} but returned offset {first}", poll.fetch_offset);
+            sink.push_as(POLL_MONOTONIC, anomaly::NONMONOTONIC_POLL, message);
         }
         match cursor {
-            Some((next, previous_op)) if first < next => {
-                let message = format!(
-                    "{at} returned offset {first} after op #{previous_op} had returned up to offset {} (no seek between)",
-                    next - 1
-                );
-                sink.push(POLL_MONOTONIC, message);
-            }
-            Some((next, previous_op)) => {
-                let context = format!(
-                    "between op #{previous_op} (last offset {}) and op #{} (first offset {first})",
-                    next - 1,
-                    poll.op
-                );
-                check_skip(key, process, partition, next..first, &context, sink);
+            Some(previous) => {
+                let one_op = previous.op_id.is_some() && previous.op_id == poll.op_id;
+                let (backwards, skip) = if one_op {
+                    (anomaly::INT_NONMONOTONIC_POLL, anomaly::INT_POLL_SKIP)
+                } else {
+                    (anomaly::NONMONOTONIC_POLL, anomaly::POLL_SKIP)
+                };
+                let (next, previous_op) = (previous.next, previous.op);
+                if first < next {
+                    let message = format!(
+                        "{at} returned offset {first} after op #{previous_op} had returned up to offset {} (no seek between)",
+                        next - 1
+                    );
+                    sink.push_as(POLL_MONOTONIC, backwards, message);
+                } else {
+                    let context = format!(
+                        "between op #{previous_op} (last offset {}) and op #{} (first offset {first})",
+                        next - 1,
+                        poll.op
+                    );
+                    check_skip(key, process, partition, (next..first, skip), &context, sink);
+                }
             }
             None => {
                 let context =
                     format!("in op #{} (fetched from offset {}, first offset {first})", poll.op, poll.fetch_offset);
-                check_skip(key, process, partition, poll.fetch_offset..first, &context, sink);
+                check_skip(key, process, partition, (poll.fetch_offset..first, anomaly::POLL_SKIP), &context, sink);
             }
         }
         for pair in poll.records.windows(2) {
             let (previous, current) = (pair[0].0, pair[1].0);
             if current <= previous {
-                sink.push(POLL_MONOTONIC, format!("{at} returned offset {current} after offset {previous}"));
+                let message = format!("{at} returned offset {current} after offset {previous}");
+                sink.push_as(POLL_MONOTONIC, anomaly::INT_NONMONOTONIC_POLL, message);
             } else {
                 let context = format!("within op #{} (offset {previous} then {current})", poll.op);
-                check_skip(key, process, partition, previous.saturating_add(1)..current, &context, sink);
+                let skipped = (previous.saturating_add(1)..current, anomaly::INT_POLL_SKIP);
+                check_skip(key, process, partition, skipped, &context, sink);
             }
         }
         let &(last, _) = poll.records.last().expect("records are non-empty");
-        cursor = Some((last.saturating_add(1), poll.op));
+        cursor = Some(Cursor { next: last.saturating_add(1), op: poll.op, op_id: poll.op_id });
     }
 }
 
-/// Reports the lowest data record any replica's final log holds in `skipped`, if any.
+/// Reports the lowest data record any replica's final log holds in the skipped range, if any,
+/// under the anomaly class paired with the range.
 fn check_skip(
     key: &PartitionKey,
     process: u64,
     partition: &PartitionIndex<'_>,
-    skipped: Range<i64>,
+    (skipped, class): (Range<i64>, &'static str),
     context: &str,
     sink: &mut Sink,
 ) {
@@ -147,7 +168,7 @@ fn check_skip(
             "{key} process {process} skipped offsets {}..{} {context}; offset {offset} holds data record {value:?} in the final log of node {node}",
             skipped.start, skipped.end
         );
-        sink.push(POLL_MONOTONIC, message);
+        sink.push_as(POLL_MONOTONIC, class, message);
     }
 }
 
@@ -162,7 +183,7 @@ fn check_reads_committed(key: &PartitionKey, partition: &PartitionIndex<'_>, pol
                 "{at} read {value:?} at offset {offset}, at or above its high watermark {}",
                 poll.high_watermark
             );
-            sink.push(READS_BELOW_HIGH_WATERMARK, message);
+            sink.push_as(READS_BELOW_HIGH_WATERMARK, anomaly::READ_ABOVE_HIGH_WATERMARK, message);
         }
         let reaching: Vec<&Replica<'_>> = partition.replicas.values().filter(|r| r.log_start <= *offset).collect();
         if reaching.is_empty() {
@@ -177,7 +198,7 @@ fn check_reads_committed(key: &PartitionKey, partition: &PartitionIndex<'_>, pol
                 "{at} read {value:?} at offset {offset}, but no replica's final log reaches it, the highest being {} (dirty read)",
                 highest.describe()
             );
-            sink.push(READS_BELOW_HIGH_WATERMARK, message);
+            sink.push_as(READS_BELOW_HIGH_WATERMARK, anomaly::DIRTY_READ, message);
         }
         for replica in covering {
             let held = replica.records.get(offset);
@@ -189,7 +210,7 @@ fn check_reads_committed(key: &PartitionKey, partition: &PartitionIndex<'_>, pol
                 "{at} read {value:?} at offset {offset}, but the final log of {} has {instead} there (dirty read)",
                 replica.describe()
             );
-            sink.push(READS_BELOW_HIGH_WATERMARK, message);
+            sink.push_as(READS_BELOW_HIGH_WATERMARK, anomaly::DIRTY_READ, message);
             break; // One witness per record is enough.
         }
     }
@@ -219,7 +240,7 @@ fn check_high_watermark_monotonic(key: &PartitionKey, process: u64, polls: &[&Po
                 "{key} process {process} saw high watermark {} in op #{} (completed at {} ms), then {} in op #{} (invoked at {} ms)",
                 highest.high_watermark, highest.op, highest.complete_ms, poll.high_watermark, poll.op, poll.invoke_ms
             );
-            sink.push(HIGH_WATERMARK_MONOTONIC, message);
+            sink.push_as(HIGH_WATERMARK_MONOTONIC, anomaly::NONMONOTONIC_HIGH_WATERMARK, message);
         }
     }
 }
@@ -242,6 +263,6 @@ fn check_high_watermark_committed(
             poll.op,
             final_highest.describe()
         );
-        sink.push(HIGH_WATERMARK_MONOTONIC, message);
+        sink.push_as(HIGH_WATERMARK_MONOTONIC, anomaly::HIGH_WATERMARK_ABOVE_FINAL, message);
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! Why named: a failing simulation seed must say *which* property broke in one line, so every
 //! violation carries one of the checker-name constants below (stable strings: tests and CI
-//! dashboards match on them). Invariant: a report with no violations means every checker ran
-//! over the whole history and found nothing.
+//! dashboards match on them), and is counted under one anomaly class (crate::anomaly) in
+//! `Stats::anomalies`, before the per-checker cap. Invariant: a report with no violations means
+//! every checker ran over the whole history and found nothing (`Stats::cycle_search_truncated`
+//! and `Stats::final_polls_unreached` say where "nothing" means "unknown").
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,8 +16,9 @@ use serde::Serialize;
 /// committed logs disagree. Jepsen kafka checker: inconsistent-offsets; dst.md §5.3 replica
 /// cross-check.
 pub const OFFSETS_UNIQUE: &str = "OffsetsUnique";
-/// An acknowledged send is missing from its acknowledged offset. Jepsen kafka checker:
-/// lost-write and unseen.
+/// An acknowledged send is missing from its acknowledged offset in a replica's final log, or
+/// (without final reads) unread though a higher offset was read. Jepsen kafka checker:
+/// lost-write (counted as `lost-write`; `Unseen` is Jepsen's unseen).
 pub const NO_LOST_WRITE: &str = "NoLostWrite";
 /// A value from an idempotent producer sits at two offsets. Jepsen kafka checker: duplicate.
 pub const NO_DUPLICATE: &str = "NoDuplicate";
@@ -31,6 +34,15 @@ pub const SEND_MONOTONIC: &str = "SendMonotonic";
 /// A send acknowledged before another was invoked got a larger offset. jepsen_tla.md §1.8:
 /// realtime append order (linearizability of appends; dst.md §5.3).
 pub const SEND_REALTIME_ORDER: &str = "SendRealtimeOrder";
+/// After healing, consumers polled a partition up to its log end, yet an acknowledged send to it
+/// was never polled. Jepsen kafka checker: unseen (jepsen_tla.md §1.5.6), made meaningful by the
+/// final-poll phase (`FinalPolls` lines).
+pub const UNSEEN: &str = "Unseen";
+/// The ops' dependency graph (ww, wr, process and realtime edges) has a cycle: no order of the
+/// ops explains what clients saw. Elle, as Jepsen's kafka checker uses it (jepsen_tla.md §1.6);
+/// the anomaly class (G0, G1c, ...-process, ...-realtime) is in the message and in
+/// `Stats::anomalies`.
+pub const DEPENDENCY_CYCLE: &str = "DependencyCycle";
 /// A client saw the high watermark go down, or above what the cluster finally committed.
 /// dst.md §5.1.6, in its client-observed form: per (process, partition), over polls ordered in
 /// real time (not the replicas' internal commit index, which a Raft trace checker judges).
@@ -51,10 +63,11 @@ pub const GROUP_OFFSETS_DURABLE: &str = "GroupOffsetsDurable";
 pub const HARNESS_ERROR: &str = "HarnessError";
 
 /// Every checker name, in report order.
-pub const CHECKER_NAMES: [&str; 12] = [
+pub const CHECKER_NAMES: [&str; 14] = [
     HARNESS_ERROR,
     OFFSETS_UNIQUE,
     NO_LOST_WRITE,
+    UNSEEN,
     NO_DUPLICATE,
     ABORTED_READ,
     NO_PHANTOM_READ,
@@ -62,6 +75,7 @@ pub const CHECKER_NAMES: [&str; 12] = [
     READS_BELOW_HIGH_WATERMARK,
     SEND_MONOTONIC,
     SEND_REALTIME_ORDER,
+    DEPENDENCY_CYCLE,
     HIGH_WATERMARK_MONOTONIC,
     GROUP_OFFSETS_DURABLE,
 ];
@@ -107,6 +121,28 @@ pub struct Stats {
     pub partitions: u64,
     /// Violations beyond `VIOLATIONS_PER_CHECKER_MAX` per checker, counted but not listed.
     pub violations_suppressed: u64,
+    /// Anomaly class (crate::anomaly) -> how many violations of it were found, listed or
+    /// suppressed; `unseen` counts values rather than violations. Classes never found are
+    /// absent: print `ANOMALY_CLASSES` with [`Stats::anomaly_count`] to show zeros.
+    pub anomalies: BTreeMap<String, u64>,
+    /// `Nemesis` lines (faults injected or healed).
+    pub nemesis_events: u64,
+    /// `FinalPolls` lines.
+    pub final_polls: u64,
+    /// Partitions whose final polls never reached their log end: `Unseen` did not judge them,
+    /// so a harness must call unseen "unknown" there, not "none".
+    pub final_polls_unreached: u64,
+    /// True when the dependency-cycle search hit a work bound (cycles.rs): cycles, or classes
+    /// of cycles, may have been missed. A harness must then call the absence of
+    /// `DependencyCycle` violations (and zero G0/G1c counts) "unknown", not "valid".
+    pub cycle_search_truncated: bool,
+}
+
+impl Stats {
+    /// How many violations of `class` were found (0 if none).
+    pub fn anomaly_count(&self, class: &str) -> u64 {
+        self.anomalies.get(class).copied().unwrap_or(0)
+    }
 }
 
 /// The verdict of `check`.
@@ -144,6 +180,8 @@ impl fmt::Display for Report {
 pub(crate) struct Sink {
     violations: Vec<Violation>,
     counts: BTreeMap<&'static str, u64>,
+    /// Anomaly class -> instances, counted before the cap.
+    anomalies: BTreeMap<&'static str, u64>,
     suppressed: u64,
     /// Violations listed per checker; the rest are only counted.
     per_checker_max: u64,
@@ -157,14 +195,44 @@ impl Default for Sink {
 
 impl Sink {
     pub(crate) fn capped(per_checker_max: u64) -> Sink {
-        Sink { violations: Vec::new(), counts: BTreeMap::new(), suppressed: 0, per_checker_max }
+        Sink {
+            violations: Vec::new(),
+            counts: BTreeMap::new(),
+            anomalies: BTreeMap::new(),
+            suppressed: 0,
+            per_checker_max,
+        }
     }
 
+    /// Reports one violation of `checker`, counted as one instance of anomaly `class`.
+    pub(crate) fn push_as(&mut self, checker: &'static str, class: &'static str, message: String) {
+        self.push_instances(checker, class, 1, message);
+    }
+
+    /// Reports one violation of `checker` that stands for `instances` instances of `class` (an
+    /// `Unseen` violation lists a partition's unseen values; each value is one instance).
+    pub(crate) fn push_instances(
+        &mut self,
+        checker: &'static str,
+        class: &'static str,
+        instances: u64,
+        message: String,
+    ) {
+        assert!(CHECKER_NAMES.contains(&checker), "unknown history checker name {checker}");
+        assert!(crate::anomaly::is_known(class), "unknown anomaly class {class}");
+        assert!(instances > 0, "a violation is at least one instance of its class");
+        *self.anomalies.entry(class).or_insert(0) += instances;
+        self.push_listed(checker, message);
+    }
+
+    /// Reports a violation of a Raft trace check (raft.rs). Those have no anomaly class: Jepsen
+    /// never sees a replica's internal state, and their verdict is not a `Report`.
     pub(crate) fn push(&mut self, checker: &'static str, message: String) {
-        assert!(
-            CHECKER_NAMES.contains(&checker) || crate::raft::RAFT_CHECKER_NAMES.contains(&checker),
-            "unknown checker name {checker}"
-        );
+        assert!(crate::raft::RAFT_CHECKER_NAMES.contains(&checker), "unknown Raft checker name {checker}");
+        self.push_listed(checker, message);
+    }
+
+    fn push_listed(&mut self, checker: &'static str, message: String) {
         let count = self.counts.entry(checker).or_insert(0);
         *count += 1;
         if *count > self.per_checker_max {
@@ -184,6 +252,8 @@ impl Sink {
         let rank = |name: &str| CHECKER_NAMES.iter().position(|n| *n == name);
         self.violations.sort_by_key(|v| rank(v.checker));
         stats.violations_suppressed = self.suppressed;
+        assert!(stats.anomalies.is_empty(), "the sink alone counts anomalies");
+        stats.anomalies = self.anomalies.into_iter().map(|(class, count)| (class.to_owned(), count)).collect();
         Report { violations: self.violations, stats }
     }
 }

@@ -11,6 +11,7 @@
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
 
+use crate::anomaly;
 use crate::history::{PartitionKey, SendOutcome};
 use crate::index::{Index, PartitionIndex, SendView};
 use crate::report::{ABORTED_READ, NO_LOST_WRITE, SEND_MONOTONIC, SEND_REALTIME_ORDER, Sink};
@@ -31,7 +32,8 @@ pub(crate) fn check(index: &Index<'_>, sink: &mut Sink) {
     check_send_monotonic(index, sink);
 }
 
-// Jepsen kafka checker: lost-write and unseen, judged against every replica's final log.
+// Jepsen kafka checker: lost-write (jepsen_tla.md §1.5.5), judged against every replica's final
+// log when there is one (what Jepsen's final polls plus unseen approximate).
 fn check_not_lost(
     key: &PartitionKey,
     partition: &PartitionIndex<'_>,
@@ -56,7 +58,7 @@ fn check_not_lost(
                 replica.describe()
             ),
         };
-        sink.push(NO_LOST_WRITE, message);
+        sink.push_as(NO_LOST_WRITE, anomaly::LOST_WRITE, message);
     }
     if !partition.replicas.is_empty() {
         return;
@@ -71,7 +73,7 @@ fn check_not_lost(
         let message = format!(
             "{key} value {value:?} acknowledged at offset {offset} was never read, though offset {polled} was ({source}); {sender}"
         );
-        sink.push(NO_LOST_WRITE, message);
+        sink.push_as(NO_LOST_WRITE, anomaly::LOST_WRITE, message);
     }
 }
 
@@ -89,7 +91,7 @@ fn check_not_visible(key: &PartitionKey, partition: &PartitionIndex<'_>, send: &
         send.op,
         partition.witness(offset, send.value)
     );
-    sink.push(ABORTED_READ, message);
+    sink.push_as(ABORTED_READ, anomaly::G1A, message);
 }
 
 // Jepsen kafka checker: nonmonotonic-send. Per (process, partition), idempotent acked sends in
@@ -112,7 +114,10 @@ fn check_send_monotonic(index: &Index<'_>, sink: &mut Sink) {
                 "{key} idempotent process {process} sent {:?} (op #{}, invoked at {} ms) before {:?} (op #{}, invoked at {} ms), but they landed at offsets {earlier_offset} and {later_offset}",
                 earlier.value, earlier.op, earlier.invoke_ms, later.value, later.op, later.invoke_ms
             );
-            sink.push(SEND_MONOTONIC, message);
+            // jepsen_tla.md §1.5.8: two records of one send op are its int- variant.
+            let one_op = earlier.op_id.is_some() && earlier.op_id == later.op_id;
+            let class = if one_op { anomaly::INT_NONMONOTONIC_SEND } else { anomaly::NONMONOTONIC_SEND };
+            sink.push_as(SEND_MONOTONIC, class, message);
         }
     }
 }
@@ -138,7 +143,7 @@ fn check_realtime_order(key: &PartitionKey, sends: &[&SendView<'_>], sink: &mut 
                     "{key} {:?} was acknowledged at offset {earlier_offset} at {} ms (op #{}), before {:?} was invoked at {} ms (op #{}), yet {:?} got the lower offset {later_offset}",
                     earlier.value, earlier.complete_ms, earlier.op, later.value, later.invoke_ms, later.op, later.value
                 );
-                sink.push(SEND_REALTIME_ORDER, message);
+                sink.push_as(SEND_REALTIME_ORDER, anomaly::REALTIME_SEND_ORDER, message);
             }
         }
         for candidate in group {

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::collections::BTreeMap;
+
 use common::*;
 use sluice_checker::*;
 
@@ -19,6 +21,11 @@ fn stats_count_what_the_history_holds() {
     history.ops.push(send(3, 0, "x", SendOutcome::Failed, true, 50, 60));
     history.ops.push(send(3, 0, "y", SendOutcome::Indeterminate, true, 61, 70));
     history.ops.push(seek(2, 0, 71));
+    let kill = |phase| NemesisEvent { at_ms: 41, f: "kill".to_owned(), phase, value: serde_json::json!([2]) };
+    history.nemesis = vec![kill(NemesisPhase::Start), kill(NemesisPhase::Stop)];
+    // Partition 0's final polls reached its end (and saw every acknowledged value); partition
+    // 1's never did.
+    history.final_polls = vec![final_polls(0, 4, true), final_polls(1, 0, false)];
     let report = check(&history);
     assert_names(&report, &[]);
     let expected = Stats {
@@ -34,8 +41,30 @@ fn stats_count_what_the_history_holds() {
         final_read_replicas: 3,
         partitions: 1,
         violations_suppressed: 0,
+        anomalies: BTreeMap::new(),
+        nemesis_events: 2,
+        final_polls: 2,
+        final_polls_unreached: 1,
+        cycle_search_truncated: false,
     };
     assert_eq!(report.stats, expected);
+}
+
+// Every violation is counted under its class, listed or not (VIOLATIONS_PER_CHECKER_MAX).
+#[test]
+fn anomalies_count_suppressed_violations_too() {
+    let count = VIOLATIONS_PER_CHECKER_MAX + 10;
+    let mut history = History::default();
+    for i in 0..count {
+        let offset = i64::try_from(i).unwrap();
+        history.ops.push(ok(1, &format!("v{i}"), offset, i * 2, i * 2 + 1));
+    }
+    history.final_reads.push(final_read(1, 0, 0, 0, &[]));
+    let report = check(&history);
+    let expected: BTreeMap<String, u64> = [(anomaly::LOST_WRITE.to_owned(), count)].into();
+    assert_eq!(report.stats.anomalies, expected);
+    assert_eq!(report.stats.anomaly_count(anomaly::LOST_WRITE), count);
+    assert_eq!(report.stats.anomaly_count(anomaly::G0), 0);
 }
 
 // Control batches and Raft no-ops take offsets but are never returned (KIP-98).
@@ -56,6 +85,7 @@ fn duplicate_without_idempotence_is_allowed_and_counted() {
             poll(2, 0, 2, &[(0, "a"), (1, "a")], 31, 32),
         ],
         final_reads: replicas(0, 2, &[(0, "a"), (1, "a")]),
+        ..History::default()
     };
     let report = check(&history);
     assert_names(&report, &[]);
@@ -139,6 +169,7 @@ fn concurrent_sends_may_land_in_either_order() {
             send(3, 0, "c", SendOutcome::Ok { offset: 2 }, false, 8, 9),
         ],
         final_reads: replicas(0, 3, &[(0, "b"), (1, "a"), (2, "c")]),
+        ..History::default()
     };
     assert_names(&check(&history), &[]);
 }
@@ -151,6 +182,7 @@ fn non_idempotent_sends_may_reorder() {
             send(1, 0, "b", SendOutcome::Ok { offset: 0 }, false, 11, 25),
         ],
         final_reads: replicas(0, 2, &[(0, "b"), (1, "a")]),
+        ..History::default()
     };
     assert_names(&check(&history), &[]);
 }
@@ -208,6 +240,7 @@ fn checker_names_are_the_documented_strings() {
         "HarnessError",
         "OffsetsUnique",
         "NoLostWrite",
+        "Unseen",
         "NoDuplicate",
         "AbortedRead",
         "NoPhantomRead",
@@ -215,8 +248,35 @@ fn checker_names_are_the_documented_strings() {
         "ReadsBelowHighWatermark",
         "SendMonotonic",
         "SendRealtimeOrder",
+        "DependencyCycle",
         "HighWatermarkMonotonic",
         "GroupOffsetsDurable",
     ];
     assert_eq!(CHECKER_NAMES, expected);
+}
+
+#[test]
+fn anomaly_classes_are_jepsens_names_in_a_fixed_order() {
+    let expected = [
+        "lost-write",
+        "duplicate",
+        "inconsistent-offsets",
+        "poll-skip",
+        "int-poll-skip",
+        "nonmonotonic-poll",
+        "int-nonmonotonic-poll",
+        "nonmonotonic-send",
+        "int-nonmonotonic-send",
+        "unseen",
+        "G0",
+        "G0-process",
+        "G0-realtime",
+        "G1c",
+        "G1c-process",
+        "G1c-realtime",
+        "G1a",
+        "phantom-read",
+        "realtime-send-order",
+    ];
+    assert_eq!(ANOMALY_CLASSES, expected);
 }

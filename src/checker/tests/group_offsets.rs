@@ -204,6 +204,7 @@ fn reads_overlapping_a_commit_may_miss_it() {
             fetch_committed(2, "fresh", None, 40, 41), // Another group has no offset yet.
         ],
         final_reads: vec![],
+        ..History::default()
     };
     assert_names(&check(&history), &[]);
 }
@@ -235,7 +236,7 @@ fn group_offset_harness_errors_are_reported() {
 
 #[test]
 fn group_offset_violations_beyond_the_cap_are_counted_not_listed() {
-    let mut history = History { ops: vec![commit_ok(1, 0, "only", 0, 1)], final_reads: vec![] };
+    let mut history = History { ops: vec![commit_ok(1, 0, "only", 0, 1)], final_reads: vec![], ..History::default() };
     let count = VIOLATIONS_PER_CHECKER_MAX + 5;
     for i in 0..count {
         history.ops.push(fetch_committed(2, GROUP, None, 10 + i, 10 + i));

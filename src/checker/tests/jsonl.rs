@@ -68,6 +68,60 @@ fn jsonl_lines_have_the_documented_shape() {
     );
 }
 
+// A Jepsen harness's lines: op ids, faults and final-poll verdicts, each kind in its own order.
+#[test]
+fn jsonl_round_trips_op_ids_nemesis_and_final_polls() {
+    let mut history = base();
+    history.ops[0] = with_op_id(history.ops[0].clone(), 7);
+    history.ops[3] = with_op_id(history.ops[3].clone(), 8);
+    let partition = serde_json::json!({"grudge": {"1": [2, 3]}});
+    history.nemesis.push(NemesisEvent {
+        at_ms: 12,
+        f: "start-partition".to_owned(),
+        phase: NemesisPhase::Start,
+        value: partition,
+    });
+    history.nemesis.push(NemesisEvent {
+        at_ms: 30,
+        f: "stop-partition".to_owned(),
+        phase: NemesisPhase::Stop,
+        value: ().into(),
+    });
+    history.final_polls = vec![final_polls(0, 4, true), final_polls(1, 0, false)];
+    let text = history.to_jsonl();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), history.ops.len() + 2 + 2 + history.final_reads.len());
+    assert!(lines[0].ends_with(r#""idempotent":true,"op_id":7}"#), "{}", lines[0]);
+    assert!(lines[3].ends_with(r#""records":[[0,"a"],[1,"b"]],"op_id":8}"#), "{}", lines[3]);
+    assert!(!lines[1].contains("op_id"), "an absent op_id is not written: {}", lines[1]);
+    let ops = history.ops.len();
+    assert_eq!(
+        lines[ops],
+        r#"{"line":"nemesis","at_ms":12,"f":"start-partition","phase":"start","value":{"grudge":{"1":[2,3]}}}"#
+    );
+    assert_eq!(lines[ops + 1], r#"{"line":"nemesis","at_ms":30,"f":"stop-partition","phase":"stop","value":null}"#);
+    assert_eq!(
+        lines[ops + 2],
+        r#"{"line":"final_polls","partition":{"topic":"payments","partition":0},"end_offset":4,"reached":true}"#
+    );
+    assert!(lines[ops + 3].ends_with(r#""end_offset":0,"reached":false}"#), "{}", lines[ops + 3]);
+    let decoded = History::from_jsonl(&text).expect("decodes");
+    assert_eq!(decoded, history);
+    assert_eq!(decoded.ops[0].op_id(), Some(7));
+    assert_eq!(check(&decoded), check(&history));
+}
+
+// Histories written before op ids existed still parse, as lines of their own.
+#[test]
+fn jsonl_lines_without_op_id_still_parse() {
+    let old = r#"{"line":"op","type":"Send","process":1,"partition":{"topic":"payments","partition":0},"value":"a","invoke_ms":10,"complete_ms":20,"outcome":{"Ok":{"offset":0}},"idempotent":true}"#;
+    let history = History::from_jsonl(old).expect("decodes");
+    assert_eq!(history.ops, [ok(1, "a", 0, 10, 20)]);
+    assert_eq!(history.ops[0].op_id(), None);
+    assert!(history.nemesis.is_empty() && history.final_polls.is_empty());
+    assert_eq!(history.to_jsonl(), format!("{old}\n"), "and are written back unchanged");
+}
+
 #[test]
 fn jsonl_accepts_blank_and_interleaved_lines() {
     let history = every_kind();

@@ -31,6 +31,19 @@ enum Command {
     Admin(commands::Command),
 }
 
+/// A broker stops whole on any panic. A panic is a broken invariant or a storage failure
+/// (DESIGN.md, Style: crash on corruption and broken invariants), and tokio would otherwise end
+/// only the panicking task: the broker would keep serving with a replica's driver gone, a
+/// replica that never catches up again and is never restarted (found by jepsen/'s disk-full
+/// nemesis: "stopping the broker rather than risk an acknowledged record" did not stop it).
+fn abort_on_panic() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        std::process::abort();
+    }));
+}
+
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -41,6 +54,9 @@ fn main() -> std::process::ExitCode {
         .init();
     sluice_broker::allocator::tune_system_allocator();
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Serve(_)) {
+        abort_on_panic();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {

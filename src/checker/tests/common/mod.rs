@@ -6,9 +6,9 @@
 
 #![allow(dead_code)] // Each test binary uses a different subset.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use sluice_checker::{CommitOutcome, FinalRead, History, Op, PartitionKey, Report, SendOutcome};
+use sluice_checker::{CommitOutcome, FinalPolls, FinalRead, History, Op, PartitionKey, Report, SendOutcome};
 
 pub const TOPIC: &str = "payments";
 /// The consumer group of the group offset scenarios.
@@ -36,6 +36,7 @@ pub fn send(
         complete_ms,
         outcome,
         idempotent,
+        op_id: None,
     }
 }
 
@@ -64,6 +65,7 @@ pub fn poll(
         complete_ms,
         high_watermark,
         records: records(pairs),
+        op_id: None,
     }
 }
 
@@ -128,6 +130,20 @@ pub fn on_partition(mut op: Op, partition_index: i32) -> Op {
     op
 }
 
+/// The same `Send` or `Poll` line, as a line of Jepsen operation `id`.
+pub fn with_op_id(mut op: Op, id: u64) -> Op {
+    match &mut op {
+        Op::Send { op_id, .. } | Op::Poll { op_id, .. } => *op_id = Some(id),
+        Op::Seek { .. } | Op::Commit { .. } | Op::FetchCommitted { .. } => panic!("only sends and polls have an op_id"),
+    }
+    op
+}
+
+/// The final-poll verdict for `payments/<partition>`.
+pub fn final_polls(partition: i32, end_offset: i64, reached: bool) -> FinalPolls {
+    FinalPolls { partition: key(partition), end_offset, reached }
+}
+
 pub fn final_read(node: u32, partition: i32, log_start: i64, high_watermark: i64, pairs: &[(i64, &str)]) -> FinalRead {
     FinalRead { node, partition: key(partition), high_watermark, log_start, records: records(pairs) }
 }
@@ -151,6 +167,7 @@ pub fn base() -> History {
             poll(2, 2, 4, &[(3, "c")], 45, 46),
         ],
         final_reads: replicas(0, 4, &[(0, "a"), (1, "b"), (3, "c")]),
+        ..History::default()
     }
 }
 
@@ -164,6 +181,12 @@ pub fn assert_names(report: &Report, expected: &[&str]) {
     let expected: BTreeSet<&str> = expected.iter().copied().collect();
     assert_eq!(names(report), expected, "report:\n{report}");
     assert_eq!(report.is_valid(), expected.is_empty(), "report:\n{report}");
+}
+
+/// Asserts the report counts exactly these anomaly classes, with these counts.
+pub fn assert_anomalies(report: &Report, expected: &[(&str, u64)]) {
+    let expected: BTreeMap<String, u64> = expected.iter().map(|(class, n)| ((*class).to_owned(), *n)).collect();
+    assert_eq!(report.stats.anomalies, expected, "report:\n{report}");
 }
 
 /// Asserts some violation of `checker` mentions every fragment.
