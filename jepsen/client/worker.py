@@ -95,6 +95,7 @@ class Worker:
         self.positions = {}  # (topic, partition) -> next offset the application reads
         self.subscribed = False
         self.rebalances = []
+        self.reassigned = set()  # partitions (re)assigned during the current poll
 
     def send(self, req):
         delivered = []
@@ -138,6 +139,7 @@ class Worker:
         for tp in committed:
             offset = tp.offset if tp.offset >= 0 else 0
             self.positions[(tp.topic, tp.partition)] = offset
+            self.reassigned.add((tp.topic, tp.partition))
             seeks.append([tp.topic, tp.partition, offset])
         self.rebalances.append({"type": "assigned", "seeks": seeks})
 
@@ -153,6 +155,7 @@ class Worker:
 
     def poll(self, req):
         before = dict(self.positions)
+        self.reassigned = set()
         messages = self.consumer.consume(POLL_MESSAGES_MAX, req["poll_ms"] / 1000.0)
         by_partition = {}
         for msg in messages:
@@ -164,7 +167,11 @@ class Worker:
             by_partition.setdefault(key, []).append([msg.offset(), (msg.value() or b"").decode()])
         polls = []
         for key, records in sorted(by_partition.items()):
-            fetch_offset = before.get(key, self.positions[key])
+            # A partition (re)assigned during this poll starts where its assignment put it.
+            if key in self.reassigned or key not in before:
+                fetch_offset = records[0][0] if key not in self.positions else self.positions[key]
+            else:
+                fetch_offset = before[key]
             self.positions[key] = records[-1][0] + 1
             _, high = self.consumer.get_watermark_offsets(TopicPartition(key[0], key[1]), cached=True)
             if high < 0:

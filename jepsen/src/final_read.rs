@@ -14,11 +14,12 @@ use sluice_io::StdDisk;
 use sluice_storage::{compare_replicas, read_replica_log};
 use std::collections::BTreeMap;
 
-/// Reads, compares and records every partition; returns what the comparison found (replicas
+/// Reads, compares and records every partition's replicas (the leader's replica set, or, with no
+/// leader, every host holding the partition); returns what the comparison found (replicas
 /// that differ, lag behind the high watermark, or are missing), one line each.
 pub fn read_all(
     config: &RunConfig,
-    high_watermarks: &BTreeMap<PartitionKey, i64>,
+    leaders: &BTreeMap<PartitionKey, (Option<i64>, Option<Vec<u32>>)>,
     recorder: &Recorder,
 ) -> anyhow::Result<Vec<String>> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -27,8 +28,10 @@ pub fn read_all(
     for key in 0..KEY_COUNT {
         let (topic, partition) = key_partition(key);
         let key = PartitionKey::new(topic.clone(), partition);
+        let (high_watermark, replicas) = leaders.get(&key).cloned().unwrap_or((None, None));
         let mut logs = Vec::new();
-        for node in 1..=config.nodes {
+        // The leader's replica set; without a leader, every host holding the partition.
+        for node in replicas.unwrap_or_else(|| (1..=config.nodes).collect()) {
             let dir = config.data_dir(node).join(format!("{topic}-{partition}"));
             match runtime.block_on(read_replica_log(StdDisk, node, &dir)) {
                 Ok(Some(log)) => logs.push(log),
@@ -39,7 +42,6 @@ pub fn read_all(
         if logs.len() < replication_factor as usize {
             findings.push(format!("{key}: {} replicas on disk, expected {replication_factor}", logs.len()));
         }
-        let high_watermark = high_watermarks.get(&key).copied();
         let found = compare_replicas(&key.to_string(), &logs, replication_factor as i16, high_watermark);
         findings.extend(found.mismatches);
         for (node, log_end) in found.behind {

@@ -153,9 +153,10 @@ fn last_line(verdict: &str, report: &Report, outcome: &Outcome) -> String {
 
 fn replay_args(config: &RunConfig) -> String {
     format!(
-        "--nodes {} --nemesis {} --time-limit {} --final-time-limit {} --seed {}",
+        "--nodes {} --nemesis {} --partition-shapes {} --time-limit {} --final-time-limit {} --seed {}",
         config.nodes,
         if config.nemesis.is_empty() { "none".to_string() } else { config.nemesis.join(",") },
+        config.partition_shapes.join(","),
         config.time_limit_s,
         config.final_time_limit_s,
         config.seed

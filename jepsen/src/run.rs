@@ -100,7 +100,7 @@ pub fn run(config: &RunConfig) -> anyhow::Result<i32> {
     if converged.is_ok() {
         converged = wait_converged(config, &recorder, final_deadline_ms.max(recorder.now_ms() + 5_000));
     }
-    let high_watermarks = high_watermarks(config);
+    let leader_views = leader_views(config);
     eprintln!("jepsen: {} ms final polls done; stopping the brokers", recorder.now_ms());
     let (unclean, unexpected) = {
         let mut cluster = cluster.lock().expect("cluster lock");
@@ -108,7 +108,7 @@ pub fn run(config: &RunConfig) -> anyhow::Result<i32> {
         let unexpected: Vec<String> = cluster.brokers.iter().flat_map(|b| b.unexpected_exits.clone()).collect();
         (cluster.stop_all(), unexpected)
     };
-    let read_violations = final_read::read_all(config, &high_watermarks, &recorder)?;
+    let read_violations = final_read::read_all(config, &leader_views, &recorder)?;
     let outcome = results::Outcome {
         converged: converged.err().map(|e| format!("{e:#}")),
         unclean_stops: unclean,
@@ -163,9 +163,16 @@ fn wait_registered(config: &RunConfig, recorder: &Recorder, deadline_ms: u64) ->
     }
 }
 
-/// The view of each partition from the replica that says it leads: (leader, high watermark,
-/// whether every replica has caught up).
-fn partition_views(config: &RunConfig) -> BTreeMap<PartitionKey, (u32, i64, bool)> {
+/// One partition as its leader reports it.
+struct PartitionView {
+    high_watermark: i64,
+    /// Every replica has caught up with the leader.
+    caught_up: bool,
+    replicas: Vec<u32>,
+}
+
+/// The view of each partition from the replica that says it leads.
+fn partition_views(config: &RunConfig) -> BTreeMap<PartitionKey, PartitionView> {
     let mut views = BTreeMap::new();
     for key in 0..KEY_COUNT {
         let (topic, partition) = key_partition(key);
@@ -177,7 +184,11 @@ fn partition_views(config: &RunConfig) -> BTreeMap<PartitionKey, (u32, i64, bool
             let replicas = view["replicas"].as_array().cloned().unwrap_or_default();
             let caught_up = replicas.iter().all(|r| r["lag"].as_i64() == Some(0));
             let high_watermark = view["high_watermark"].as_i64().unwrap_or(-1);
-            views.insert(PartitionKey::new(topic.clone(), partition), (node, high_watermark, caught_up));
+            let replicas = replicas.iter().filter_map(|r| r["node_id"].as_u64()).map(|n| n as u32).collect();
+            views.insert(
+                PartitionKey::new(topic.clone(), partition),
+                PartitionView { high_watermark, caught_up, replicas },
+            );
             break;
         }
     }
@@ -190,11 +201,11 @@ fn wait_converged(config: &RunConfig, recorder: &Recorder, deadline_ms: u64) -> 
     let started_ms = recorder.now_ms();
     loop {
         let views = partition_views(config);
-        if views.len() == KEY_COUNT as usize && views.values().all(|v| v.2) {
+        if views.len() == KEY_COUNT as usize && views.values().all(|v| v.caught_up) {
             return Ok(());
         }
         if recorder.now_ms() >= deadline_ms {
-            let lagging: Vec<String> = views.iter().filter(|(_, v)| !v.2).map(|(k, _)| k.to_string()).collect();
+            let lagging: Vec<String> = views.iter().filter(|(_, v)| !v.caught_up).map(|(k, _)| k.to_string()).collect();
             bail!(
                 "not converged after {} ms: {} of {KEY_COUNT} partitions led, lagging: {lagging:?}",
                 recorder.now_ms() - started_ms,
@@ -205,7 +216,15 @@ fn wait_converged(config: &RunConfig, recorder: &Recorder, deadline_ms: u64) -> 
     }
 }
 
-/// The leaders' high watermarks, for the final reads' committed end.
-fn high_watermarks(config: &RunConfig) -> BTreeMap<PartitionKey, i64> {
-    partition_views(config).into_iter().filter(|(_, v)| v.1 >= 0).map(|(k, v)| (k, v.1)).collect()
+/// Per partition, the leader's high watermark (the final reads' committed end; None when no
+/// leader answered) and its replica set (None: read every host that has the partition).
+fn leader_views(config: &RunConfig) -> BTreeMap<PartitionKey, (Option<i64>, Option<Vec<u32>>)> {
+    partition_views(config)
+        .into_iter()
+        .map(|(key, view)| {
+            let high_watermark = Some(view.high_watermark).filter(|&hw| hw >= 0);
+            let replicas = Some(view.replicas).filter(|r| !r.is_empty());
+            (key, (high_watermark, replicas))
+        })
+        .collect()
 }

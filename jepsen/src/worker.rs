@@ -17,6 +17,11 @@ use std::time::Duration;
 /// absorb stray output without blocking the reader).
 const ANSWERS_QUEUED_MAX: usize = 4;
 
+/// The one consumer group of every worker: in `--sub-via subscribe` mode the group spreads the
+/// partitions over the live workers and moves them as workers crash (Jepsen's subscribe mode);
+/// in assign mode the group is unused (no commits).
+const CONSUMER_GROUP: &str = "jepsen-group";
+
 pub struct WorkerProcess {
     pub process: u64,
     child: Child,
@@ -42,7 +47,7 @@ impl WorkerProcess {
         let idempotent = if config.idempotent(process) { "true" } else { "false" };
         let mut child = Command::new(&config.python)
             .arg(&config.worker_script)
-            .args([&config.bootstrap(), idempotent, &format!("jepsen-p{process}"), &format!("jepsen-g{process}")])
+            .args([&config.bootstrap(), idempotent, &format!("jepsen-p{process}"), CONSUMER_GROUP])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(log)
