@@ -36,7 +36,7 @@ import json
 import signal
 import sys
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 SEND_FLUSH_S = 12.0  # message.timeout.ms is 10 s (Jepsen's client deadline); flush waits a bit longer
 POLL_MESSAGES_MAX = 500
@@ -94,6 +94,8 @@ class Worker:
         )
         self.positions = {}  # (topic, partition) -> next offset the application reads
         self.subscribed = False
+        self.client_id = client_id
+        self.commits_made = 0
         self.rebalances = []
         self.reassigned = set()  # partitions (re)assigned during the current poll
 
@@ -134,19 +136,41 @@ class Worker:
         return {"type": "ok", "seeks": seeks}
 
     def on_assign(self, consumer, partitions):
+        # An OffsetFetch: what the group committed (null: nothing), and where reading restarts.
         committed = consumer.committed(partitions, timeout=5)
         seeks = []
+        fetches = []
         for tp in committed:
             offset = tp.offset if tp.offset >= 0 else 0
             self.positions[(tp.topic, tp.partition)] = offset
             self.reassigned.add((tp.topic, tp.partition))
             seeks.append([tp.topic, tp.partition, offset])
-        self.rebalances.append({"type": "assigned", "seeks": seeks})
+            value = [tp.offset, tp.metadata or ""] if tp.offset >= 0 else None
+            fetches.append([tp.topic, tp.partition, value])
+        self.rebalances.append({"type": "assigned", "seeks": seeks, "fetches": fetches})
 
     def on_revoke(self, consumer, partitions):
         for tp in partitions:
             self.positions.pop((tp.topic, tp.partition), None)
         self.rebalances.append({"type": "revoked", "partitions": [[tp.topic, tp.partition] for tp in partitions]})
+
+    def commit(self):
+        """commitSync of every position, each with metadata unique in the history (a read of the
+        committed offset then names the commit it saw). Returns [topic, partition, offset,
+        metadata, outcome] per partition."""
+        tps = []
+        for (t, p), o in sorted(self.positions.items()):
+            self.commits_made += 1
+            tps.append(TopicPartition(t, p, o, metadata=f"{self.client_id}-c{self.commits_made}"))
+        try:
+            answered = self.consumer.commit(offsets=tps, asynchronous=False)
+            by_key = {(tp.topic, tp.partition): tp.error for tp in answered}
+            outcomes = [commit_outcome(by_key.get((tp.topic, tp.partition))) for tp in tps]
+        except KafkaException as e:
+            outcomes = [commit_outcome(e.args[0])] * len(tps)
+        except Exception:
+            outcomes = ["Indeterminate"] * len(tps)
+        return [[tp.topic, tp.partition, tp.offset, tp.metadata, outcome] for tp, outcome in zip(tps, outcomes)]
 
     def subscribe(self, req):
         self.consumer.subscribe(req["topics"], on_assign=self.on_assign, on_revoke=self.on_revoke)
@@ -182,12 +206,22 @@ class Worker:
         if self.subscribed:
             answer["rebalances"], self.rebalances = self.rebalances, []
             if self.positions:
-                try:
-                    self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in self.positions.items()],
-                                         asynchronous=False)
-                except Exception as e:
-                    answer["commit_error"] = str(e)
+                answer["commits"] = self.commit()
         return answer
+
+
+COMMIT_FAIL_ERRORS = {  # fencing errors: the coordinator refuses before writing anything
+    KafkaError.ILLEGAL_GENERATION,
+    KafkaError.UNKNOWN_MEMBER_ID,
+    KafkaError.REBALANCE_IN_PROGRESS,
+    KafkaError.FENCED_INSTANCE_ID,
+}
+
+
+def commit_outcome(error):
+    if error is None:
+        return "Ok"
+    return "Failed" if error.code() in COMMIT_FAIL_ERRORS else "Indeterminate"
 
 
 def main():

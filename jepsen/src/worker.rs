@@ -20,7 +20,7 @@ const ANSWERS_QUEUED_MAX: usize = 4;
 /// The one consumer group of every worker: in `--sub-via subscribe` mode the group spreads the
 /// partitions over the live workers and moves them as workers crash (Jepsen's subscribe mode);
 /// in assign mode the group is unused (no commits).
-const CONSUMER_GROUP: &str = "jepsen-group";
+pub const CONSUMER_GROUP: &str = "jepsen-group";
 
 pub struct WorkerProcess {
     pub process: u64,

@@ -12,11 +12,11 @@ use crate::config::{
     key_partition,
 };
 use crate::recorder::Recorder;
-use crate::worker::{CallError, WorkerProcess};
+use crate::worker::{CONSUMER_GROUP, CallError, WorkerProcess};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sluice_checker::{Line, Op, PartitionKey, SendOutcome};
+use sluice_checker::{CommitOutcome, Line, Op, PartitionKey, SendOutcome};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -179,6 +179,55 @@ impl Thread {
         }
     }
 
+    /// The OffsetFetch answers a subscribe-mode worker got when the group assigned it partitions
+    /// (during a poll, so within the poll's interval).
+    fn fetch_lines(&self, fetches: &serde_json::Value, invoke_ms: u64, complete_ms: u64) {
+        for fetch in fetches.as_array().into_iter().flatten() {
+            let (Some(topic), Some(partition)) = (fetch[0].as_str(), fetch[1].as_i64()) else { continue };
+            let committed = match (fetch[2][0].as_i64(), fetch[2][1].as_str()) {
+                (Some(offset), Some(metadata)) => Some((offset, metadata.to_string())),
+                _ => None,
+            };
+            let op = Op::FetchCommitted {
+                process: self.process,
+                group: CONSUMER_GROUP.to_string(),
+                partition: PartitionKey::new(topic, partition as i32),
+                invoke_ms,
+                complete_ms,
+                committed,
+            };
+            self.shared.recorder.record(&Line::Op(op));
+        }
+    }
+
+    /// The OffsetCommits a subscribe-mode worker made after a poll, one line per partition.
+    fn commit_lines(&self, commits: &serde_json::Value, invoke_ms: u64, complete_ms: u64) {
+        for commit in commits.as_array().into_iter().flatten() {
+            let (Some(topic), Some(partition), Some(offset), Some(metadata), Some(outcome)) =
+                (commit[0].as_str(), commit[1].as_i64(), commit[2].as_i64(), commit[3].as_str(), commit[4].as_str())
+            else {
+                continue;
+            };
+            let outcome = match outcome {
+                "Ok" => CommitOutcome::Ok,
+                "Failed" => CommitOutcome::Failed,
+                _ => CommitOutcome::Indeterminate,
+            };
+            self.shared.count("commit");
+            let op = Op::Commit {
+                process: self.process,
+                group: CONSUMER_GROUP.to_string(),
+                partition: PartitionKey::new(topic, partition as i32),
+                offset,
+                metadata: metadata.to_string(),
+                invoke_ms,
+                complete_ms,
+                outcome,
+            };
+            self.shared.recorder.record(&Line::Op(op));
+        }
+    }
+
     fn reassign(&mut self, partitions: &[(String, i32)]) {
         let list: Vec<serde_json::Value> = partitions.iter().map(|(t, p)| serde_json::json!([t, p])).collect();
         let at_ms = self.shared.recorder.now_ms();
@@ -256,8 +305,10 @@ impl Thread {
         };
         self.shared.count("poll:ok");
         for rebalance in answer["rebalances"].as_array().into_iter().flatten() {
+            self.fetch_lines(&rebalance["fetches"], invoke_ms, complete_ms);
             self.seek_lines(&rebalance["seeks"], invoke_ms);
         }
+        self.commit_lines(&answer["commits"], invoke_ms, complete_ms);
         for poll in answer["polls"].as_array().into_iter().flatten() {
             let (Some(topic), Some(partition)) = (poll["topic"].as_str(), poll["partition"].as_i64()) else { continue };
             let partition = PartitionKey::new(topic, partition as i32);
