@@ -193,7 +193,7 @@ class Worker:
         for key, records in sorted(by_partition.items()):
             # A partition (re)assigned during this poll starts where its assignment put it.
             if key in self.reassigned or key not in before:
-                fetch_offset = records[0][0] if key not in self.positions else self.positions[key]
+                fetch_offset = self.positions[key]
             else:
                 fetch_offset = before[key]
             self.positions[key] = records[-1][0] + 1

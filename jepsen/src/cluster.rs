@@ -10,10 +10,12 @@
 
 use crate::config::{
     ADMIN_PORT, ADMIN_TIMEOUT_MS, BROKER_READY_TIMEOUT_MS, BROKER_STOP_TIMEOUT_MS, FAKETIME_LIB, KAFKA_PORT, RPC_PORT,
-    RunConfig,
+    RunConfig, all_partitions,
 };
 use crate::shell;
 use anyhow::{Context, bail};
+use sluice_checker::PartitionKey;
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -36,7 +38,8 @@ pub struct Broker {
     pub node: u32,
     child: Option<Child>,
     pub health: Health,
-    /// Exits the harness did not cause (not a kill, not a stop): (status, ms since run start).
+    /// Exits the harness did not cause (not a kill, not a stop), one line each: the node, its
+    /// exit status, and when (ms since the run started).
     pub unexpected_exits: Vec<String>,
 }
 
@@ -184,9 +187,10 @@ impl Cluster {
             if let Ok((200, _)) = admin_get(node, "/v1/status/ready") {
                 return Ok(());
             }
-            self.reap(0);
-            if self.broker(node).health == Health::Dead {
-                bail!("node {node} exited before it was ready (see n{node}/broker.log)");
+            if let Some(child) = self.broker(node).child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                bail!("node {node} exited with {status} before it was ready (see n{node}/broker.log)");
             }
             if Instant::now() >= deadline {
                 bail!("node {node} not ready within {BROKER_READY_TIMEOUT_MS} ms");
@@ -198,6 +202,40 @@ impl Cluster {
     pub fn health(&self, node: u32) -> Health {
         self.brokers[(node - 1) as usize].health
     }
+}
+
+/// One partition as its leader reports it.
+pub struct PartitionView {
+    /// The node that reports itself leader.
+    pub leader: u32,
+    pub high_watermark: i64,
+    /// Every replica has caught up with the leader.
+    pub caught_up: bool,
+    pub replicas: Vec<u32>,
+}
+
+/// The view of each partition from the replica that says it leads (partitions without one are
+/// missing).
+pub fn partition_views(config: &RunConfig) -> BTreeMap<PartitionKey, PartitionView> {
+    let mut views = BTreeMap::new();
+    for (topic, partition) in all_partitions() {
+        for node in 1..=config.nodes {
+            let Ok((200, view)) = admin_get(node, &format!("/v1/partitions/{topic}/{partition}")) else { continue };
+            if view["leader"].as_i64() != Some(i64::from(node)) || view["role"] != "leader" {
+                continue;
+            }
+            let replicas = view["replicas"].as_array().cloned().unwrap_or_default();
+            let caught_up = replicas.iter().all(|r| r["lag"].as_i64() == Some(0));
+            let high_watermark = view["high_watermark"].as_i64().unwrap_or(-1);
+            let replicas = replicas.iter().filter_map(|r| r["node_id"].as_u64()).map(|n| n as u32).collect();
+            views.insert(
+                PartitionKey::new(topic.clone(), partition),
+                PartitionView { leader: node, high_watermark, caught_up, replicas },
+            );
+            break;
+        }
+    }
+    views
 }
 
 /// `GET path` on `node`'s admin port: (status, JSON body). HTTP/1.0, so the server closes the

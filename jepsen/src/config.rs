@@ -173,6 +173,11 @@ impl RunConfig {
     }
 }
 
+/// Every (topic, partition) of the workload, in key order.
+pub fn all_partitions() -> Vec<(String, i32)> {
+    (0..KEY_COUNT).map(key_partition).collect()
+}
+
 /// Key → (topic, partition), Jepsen's Redpanda mapping.
 pub fn key_partition(key: u32) -> (String, i32) {
     assert!(key < KEY_COUNT, "key {key} out of range");

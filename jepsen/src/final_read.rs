@@ -7,7 +7,7 @@
 //! on every replica). The reading and comparison are `sluice_storage::read_replica_log` and
 //! `compare_replicas`, shared with the simulator.
 
-use crate::config::{KEY_COUNT, REPLICATION_FACTOR, RunConfig, key_partition};
+use crate::config::{REPLICATION_FACTOR, RunConfig, all_partitions};
 use crate::recorder::Recorder;
 use sluice_checker::{FinalRead, Line, PartitionKey};
 use sluice_io::StdDisk;
@@ -25,8 +25,7 @@ pub fn read_all(
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let mut findings = Vec::new();
     let replication_factor = REPLICATION_FACTOR.min(config.nodes);
-    for key in 0..KEY_COUNT {
-        let (topic, partition) = key_partition(key);
+    for (topic, partition) in all_partitions() {
         let key = PartitionKey::new(topic.clone(), partition);
         let (high_watermark, replicas) = leaders.get(&key).cloned().unwrap_or((None, None));
         let mut logs = Vec::new();

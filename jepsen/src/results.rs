@@ -17,6 +17,7 @@ use std::fmt::Write as _;
 const VIOLATIONS_LISTED_MAX: usize = 50;
 
 /// What the harness itself observed, beside the history.
+#[derive(Default)]
 pub struct Outcome {
     /// Why the cluster did not converge after healing, if it did not.
     pub converged: Option<String>,
@@ -39,11 +40,7 @@ pub fn judge(config: &RunConfig, outcome: &Outcome) -> anyhow::Result<i32> {
         || !outcome.replica_findings.is_empty()
         || !outcome.unclean_stops.is_empty()
         || !panics.is_empty();
-    let (verdict, code) = match (invalid, unknown.is_empty()) {
-        (true, _) => ("INVALID", 1),
-        (false, false) => ("UNKNOWN", 2),
-        (false, true) => ("VALID", 0),
-    };
+    let (verdict, code) = verdict(invalid, &unknown);
     let end_ms = history.ops.iter().map(op_end_ms).max().unwrap_or(0);
     let windows: Vec<Window> = outcome
         .windows
@@ -97,6 +94,16 @@ pub fn judge(config: &RunConfig, outcome: &Outcome) -> anyhow::Result<i32> {
     std::fs::write(config.store.join("summary.txt"), &summary)?;
     print!("{summary}");
     Ok(code)
+}
+
+/// Jepsen's `:valid?`: anything found makes a run invalid; otherwise any reason it could not show
+/// validity makes it unknown.
+fn verdict(invalid: bool, unknown: &[String]) -> (&'static str, i32) {
+    match (invalid, unknown.is_empty()) {
+        (true, _) => ("INVALID", 1),
+        (false, false) => ("UNKNOWN", 2),
+        (false, true) => ("VALID", 0),
+    }
 }
 
 fn unknown_reasons(report: &Report, outcome: &Outcome) -> Vec<String> {
@@ -209,20 +216,9 @@ pub fn check_file(path: &std::path::Path) -> anyhow::Result<i32> {
     let text = std::fs::read_to_string(path)?;
     let history = History::from_jsonl(&text)?;
     let report = sluice_checker::check(&history);
-    let outcome = Outcome {
-        converged: None,
-        unclean_stops: Vec::new(),
-        unexpected_exits: Vec::new(),
-        replica_findings: Vec::new(),
-        windows: Vec::new(),
-        counts: BTreeMap::new(),
-    };
+    let outcome = Outcome::default();
     let unknown = unknown_reasons(&report, &outcome);
-    let (verdict, code) = match (report.is_valid(), unknown.is_empty()) {
-        (false, _) => ("INVALID", 1),
-        (true, false) => ("UNKNOWN", 2),
-        (true, true) => ("VALID", 0),
-    };
+    let (verdict, code) = verdict(!report.is_valid(), &unknown);
     for violation in report.violations.iter().take(VIOLATIONS_LISTED_MAX) {
         println!("FOUND {violation}");
     }

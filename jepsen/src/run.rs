@@ -6,10 +6,10 @@
 //! generator (heal everything, settle, then every thread reads every partition from the start to
 //! the highest acknowledged offset, bounded by `--final-time-limit`); the checker.
 
-use crate::cluster::{Cluster, admin_get};
+use crate::cluster::{Cluster, admin_get, partition_views};
 use crate::config::{
     CLUSTER_READY_TIMEOUT_MS, HEAL_SETTLE_MS, KEY_COUNT, PARTITIONS_PER_TOPIC, REPLICATION_FACTOR, RunConfig,
-    key_partition,
+    all_partitions,
 };
 use crate::nemesis::{Nemesis, schedule};
 use crate::recorder::Recorder;
@@ -83,8 +83,7 @@ pub fn run(config: &RunConfig) -> anyhow::Result<i32> {
     std::thread::sleep(Duration::from_millis(HEAL_SETTLE_MS.min(config.final_time_limit_s * 1000 / 4)));
     let mut converged = wait_converged(config, &recorder, final_deadline_ms);
     let mut ends = shared.ends();
-    for key in 0..KEY_COUNT {
-        let (topic, partition) = key_partition(key);
+    for (topic, partition) in all_partitions() {
         ends.entry(PartitionKey::new(topic, partition)).or_insert(0);
     }
     let reached: Vec<Vec<PartitionKey>> = std::thread::scope(|scope| {
@@ -161,38 +160,6 @@ fn wait_registered(config: &RunConfig, recorder: &Recorder, deadline_ms: u64) ->
         }
         std::thread::sleep(Duration::from_millis(WAIT_POLL_MS));
     }
-}
-
-/// One partition as its leader reports it.
-struct PartitionView {
-    high_watermark: i64,
-    /// Every replica has caught up with the leader.
-    caught_up: bool,
-    replicas: Vec<u32>,
-}
-
-/// The view of each partition from the replica that says it leads.
-fn partition_views(config: &RunConfig) -> BTreeMap<PartitionKey, PartitionView> {
-    let mut views = BTreeMap::new();
-    for key in 0..KEY_COUNT {
-        let (topic, partition) = key_partition(key);
-        for node in 1..=config.nodes {
-            let Ok((200, view)) = admin_get(node, &format!("/v1/partitions/{topic}/{partition}")) else { continue };
-            if view["leader"].as_i64() != Some(i64::from(node)) || view["role"] != "leader" {
-                continue;
-            }
-            let replicas = view["replicas"].as_array().cloned().unwrap_or_default();
-            let caught_up = replicas.iter().all(|r| r["lag"].as_i64() == Some(0));
-            let high_watermark = view["high_watermark"].as_i64().unwrap_or(-1);
-            let replicas = replicas.iter().filter_map(|r| r["node_id"].as_u64()).map(|n| n as u32).collect();
-            views.insert(
-                PartitionKey::new(topic.clone(), partition),
-                PartitionView { high_watermark, caught_up, replicas },
-            );
-            break;
-        }
-    }
-    views
 }
 
 /// Waits until every partition has a leader and every replica has caught up with it, or until

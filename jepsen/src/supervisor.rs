@@ -78,30 +78,21 @@ async fn wait_child(child: &mut Child, deadline: Instant, limit_s: u64) -> anyho
     use tokio::signal::unix::{SignalKind, signal};
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
-    loop {
+    let why = loop {
         if let Some(status) = child.try_wait()? {
             return Ok(status.code().unwrap_or(EXIT_UNKNOWN));
         }
         if Instant::now() >= deadline {
-            eprintln!("jepsen: the run exceeded {limit_s} s; killing it");
-            let _ = child.kill();
-            let _ = child.wait();
-            return Ok(EXIT_UNKNOWN);
+            break format!("the run exceeded {limit_s} s; killing it");
         }
         tokio::select! {
-            _ = interrupt.recv() => {
-                eprintln!("jepsen: interrupted; tearing down");
-                let _ = child.kill();
-                let _ = child.wait();
-                return Ok(EXIT_UNKNOWN);
-            }
-            _ = terminate.recv() => {
-                eprintln!("jepsen: terminated; tearing down");
-                let _ = child.kill();
-                let _ = child.wait();
-                return Ok(EXIT_UNKNOWN);
-            }
+            _ = interrupt.recv() => break "interrupted; tearing down".to_string(),
+            _ = terminate.recv() => break "terminated; tearing down".to_string(),
             _ = tokio::time::sleep(Duration::from_millis(TICK_MS)) => {}
         }
-    }
+    };
+    eprintln!("jepsen: {why}");
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(EXIT_UNKNOWN)
 }

@@ -9,7 +9,7 @@
 
 use crate::config::{
     CRASH_INTERVAL_S, FINAL_POLL_MS, KEY_COUNT, POLL_MS, RunConfig, SUB_ONE_IN, SubVia, WORKER_REPLY_TIMEOUT_MS,
-    key_partition,
+    all_partitions, key_partition,
 };
 use crate::recorder::Recorder;
 use crate::worker::{CONSUMER_GROUP, CallError, WorkerProcess};
@@ -65,10 +65,6 @@ impl Shared {
     pub fn ends(&self) -> BTreeMap<PartitionKey, i64> {
         self.ends.lock().expect("ends lock").clone()
     }
-}
-
-fn all_partitions() -> Vec<(String, i32)> {
-    (0..KEY_COUNT).map(key_partition).collect()
 }
 
 /// One workload thread: its current process and worker.

@@ -10,8 +10,8 @@ pub mod grudge;
 pub mod nft;
 pub mod schedule;
 
-use crate::cluster::{Cluster, Health, admin_get};
-use crate::config::{KEY_COUNT, RunConfig, key_partition};
+use crate::cluster::{Cluster, Health, partition_views};
+use crate::config::RunConfig;
 use crate::recorder::Recorder;
 use crate::shell;
 use grudge::Shape;
@@ -268,21 +268,9 @@ impl Nemesis {
     }
 }
 
-/// The nodes leading some partition now, as their replicas report it.
+/// The nodes leading some partition now, as the leaders themselves report it.
 pub fn leaders(config: &RunConfig) -> BTreeSet<u32> {
-    let mut found = BTreeSet::new();
-    for key in 0..KEY_COUNT {
-        let (topic, partition) = key_partition(key);
-        for node in 1..=config.nodes {
-            if let Ok((200, view)) = admin_get(node, &format!("/v1/partitions/{topic}/{partition}"))
-                && let Some(leader) = view["leader"].as_i64().filter(|&l| l > 0)
-            {
-                found.insert(leader as u32);
-                break;
-            }
-        }
-    }
-    found
+    partition_views(config).values().map(|view| view.leader).collect()
 }
 
 /// Writes a libfaketime offset ("+37s"-style, in ms) atomically: write aside, rename.
